@@ -1,0 +1,68 @@
+"""Forward+backward time of course_lib attention vs PyTorch's, as ratios in one run.
+
+    python bench/attention.py [--repeats 15]
+
+A ratio is course_lib time / torch time (median of repeated runs): 1.0 is parity,
+the target is <= 1.3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
+
+
+def median_time(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fwd_bwd(forward, inputs):
+    def step():
+        for x in inputs:
+            x.grad = None
+        forward(*inputs).sum().backward()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, forward+backward, median of {args.repeats}")
+    print(f"{'what':<34}{'size':<30}{'course_lib ms':>14}{'torch ms':>10}{'ratio':>7}")
+    for B, T, C, H in [(8, 128, 256, 8), (8, 512, 256, 8), (4, 64, 512, 8)]:
+        size = f"B={B} T={T} C={C} H={H}"
+        x = torch.randn(B, T, C, requires_grad=True)
+        ours = MultiHeadAttention(C, H)
+        ref = torch.nn.MultiheadAttention(C, H, batch_first=True)
+        cases = [
+            ("MHA (weights kept)", lambda x: ours(x, x, x).out, lambda x: ref(x, x, x, need_weights=True, average_attn_weights=False)[0]),
+            ("MHA need_weights=False", lambda x: ours(x, x, x, need_weights=False).out, lambda x: ref(x, x, x, need_weights=False)[0]),
+        ]
+        q, k, v = (torch.randn(B, H, T, C // H, requires_grad=True) for _ in range(3))
+        for name, f_ours, f_ref in cases:
+            t_ours = median_time(fwd_bwd(f_ours, [x]), args.repeats)
+            t_ref = median_time(fwd_bwd(f_ref, [x]), args.repeats)
+            print(f"{name:<34}{size:<30}{t_ours * 1e3:>14.2f}{t_ref * 1e3:>10.2f}{t_ours / t_ref:>7.2f}")
+        t_ours = median_time(fwd_bwd(lambda q, k, v: scaled_dot_product_attention(q, k, v).out, [q, k, v]), args.repeats)
+        t_ref = median_time(fwd_bwd(F.scaled_dot_product_attention, [q, k, v]), args.repeats)
+        print(f"{'scaled_dot_product_attention':<34}{size:<30}{t_ours * 1e3:>14.2f}{t_ref * 1e3:>10.2f}{t_ours / t_ref:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()
