@@ -1,0 +1,81 @@
+"""Figures shared by the chapters: attention heatmaps and curves.
+
+Every function draws on a matplotlib Axes (made if not given) and returns it,
+so a chapter can place several side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().double().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def plot_attention(
+    weights,
+    keys: Sequence[str] | None = None,
+    queries: Sequence[str] | None = None,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+    colorbar: bool = True,
+    annotate: bool = False,
+) -> plt.Axes:
+    """Heatmap of one (T, S) weight matrix: rows are queries, columns keys.
+
+    Shapes:
+        weights: (T, S) tensor or array, each row a distribution over the keys
+    """
+    w = _to_numpy(weights)
+    if w.ndim != 2:
+        raise ValueError(f"plot_attention expects one (T, S) matrix, got shape {w.shape}: select a batch element and head first")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 2, 0.45 * w.shape[0] + 1.2))
+    im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-9, float(w.max())), aspect="auto")
+    if keys is not None:
+        ax.set_xticks(range(len(keys)), list(keys), rotation=90 if max(map(len, keys), default=0) > 2 else 0)
+    if queries is not None:
+        ax.set_yticks(range(len(queries)), list(queries))
+    ax.set_xlabel("key (attended to)")
+    ax.set_ylabel("query")
+    if annotate:
+        for t in range(w.shape[0]):
+            for s in range(w.shape[1]):
+                ax.text(s, t, f"{w[t, s]:.2f}", ha="center", va="center", fontsize=7, color="white" if w[t, s] < 0.6 * w.max() else "black")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def plot_heads(weights, keys=None, queries=None, titles: Sequence[str] | None = None, ncols: int | None = None, size: float = 2.6):
+    """Several (T, S) heatmaps side by side, e.g. every head of one layer.
+
+    Shapes:
+        weights: (H, T, S)
+    """
+    w = _to_numpy(weights)
+    if w.ndim != 3:
+        raise ValueError(f"plot_heads expects (H, T, S), got shape {w.shape}")
+    H = w.shape[0]
+    ncols = ncols or min(H, 4)
+    nrows = -(-H // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for h, ax in enumerate(axes.flat):
+        if h >= H:
+            ax.axis("off")
+            continue
+        plot_attention(w[h], keys, queries, ax=ax, title=titles[h] if titles else f"head {h}", colorbar=False)
+        if h % ncols:
+            ax.set_ylabel("")
+    fig.tight_layout()
+    return fig
