@@ -27,15 +27,19 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
 
 
-def median_time(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def median_times(fns, repeats: int, warmup: int = 2) -> list[float]:
+    """Median seconds of each function, timed in alternation so that load from
+    other processes affects all of them alike."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [statistics.median(ts) for ts in times]
 
 
 def fwd_bwd(forward, inputs):
@@ -70,12 +74,16 @@ def main() -> None:
         ]
         q, k, v = (torch.randn(B, H, T, C // H, requires_grad=True) for _ in range(3))
         for name, f_ours, f_ref in cases:
-            t_ours = median_time(fwd_bwd(f_ours, [x]), args.repeats)
-            t_ref = median_time(fwd_bwd(f_ref, [x]), args.repeats)
+            t_ours, t_ref = median_times([fwd_bwd(f_ours, [x]), fwd_bwd(f_ref, [x])], args.repeats)
             print(f"{name:<34}{size:<30}{t_ours * 1e3:>14.2f}{t_ref * 1e3:>10.2f}{t_ours / t_ref:>7.2f}")
-        t_ours = median_time(fwd_bwd(lambda q, k, v: scaled_dot_product_attention(q, k, v).out, [q, k, v]), args.repeats)
-        t_fused = median_time(fwd_bwd(F.scaled_dot_product_attention, [q, k, v]), args.repeats)
-        t_math = median_time(fwd_bwd(math_sdpa, [q, k, v]), args.repeats)
+        t_ours, t_fused, t_math = median_times(
+            [
+                fwd_bwd(lambda q, k, v: scaled_dot_product_attention(q, k, v).out, [q, k, v]),
+                fwd_bwd(F.scaled_dot_product_attention, [q, k, v]),
+                fwd_bwd(math_sdpa, [q, k, v]),
+            ],
+            args.repeats,
+        )
         for name, t_ref in (("sdpa vs torch math backend", t_math), ("sdpa vs torch fused kernel", t_fused)):
             print(f"{name:<34}{size:<30}{t_ours * 1e3:>14.2f}{t_ref * 1e3:>10.2f}{t_ours / t_ref:>7.2f}")
 
