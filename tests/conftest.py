@@ -17,3 +17,15 @@ def _seed():
 @pytest.fixture
 def root() -> pathlib.Path:
     return ROOT
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print each chapter's execution time from the last book build."""
+    from course_lib.book import CHAPTER_BUDGET_S, chapter_execution_seconds
+
+    times = chapter_execution_seconds()
+    if times:
+        terminalreporter.write_sep("-", "chapter execution times (last book build)")
+        for name, seconds in sorted(times.items()):
+            budget = CHAPTER_BUDGET_S.get(name)
+            terminalreporter.write_line(f"{name:<28}{seconds:8.1f} s" + (f"   (budget {budget} s)" if budget else ""))
