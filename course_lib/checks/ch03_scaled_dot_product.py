@@ -1,4 +1,15 @@
-"""Checks for assignment ch03_scaled_dot_product (chapter 3)."""
+"""Checks for assignment ch03_scaled_dot_product (chapter 3).
+
+Visible checks (called from the exercise's test cells):
+    check_attention_weights            part (a): softmax(q k^T / sqrt(d_k))
+    check_scaled_dot_product_attention part (b): (out, weights) with an optional mask
+    check_dot_product_variance         part (c): Var[q . k] grows like d_k
+    check_attention_entropy            part (d): entropy of each row of weights
+Hidden checks (stripped from exercises/, run by the grader):
+    check_attention_weights_batched_heads   4-D (B, H, T, D) float32 inputs
+    check_sdpa_fully_masked_row             a query with no visible key: zeros, not NaN
+    check_attention_entropy_one_hot         0 log 0 = 0: one-hot and all-zero rows
+"""
 
 from __future__ import annotations
 
@@ -17,8 +28,8 @@ from course_lib.checks._core import (
     student_call,
 )
 
-# Deliberately uneven sizes so that swapped axes fail: B=3, T=5, S=7, D=6, Dv=4.
-B, T, S, D, DV = 3, 5, 7, 6, 4
+# Deliberately uneven sizes so that swapped axes fail: B=3, H=2, T=5, S=7, D=6, Dv=4.
+B, H, T, S, D, DV = 3, 2, 5, 7, 6, 4
 
 
 def _unpack(result, what: str):
@@ -32,6 +43,7 @@ def _unpack(result, what: str):
 
 def _diagnose_weights(got: torch.Tensor, q, k, mask) -> str:
     """Name the likely mistake by recomputing the common wrong variants."""
+    got = got.detach().to(q.dtype)
     scores = q @ k.transpose(-2, -1)
     variants = {
         "you did not divide the scores by sqrt(d_k) (the 'Scale' box)": scores,
@@ -51,6 +63,9 @@ def _diagnose_weights(got: torch.Tensor, q, k, mask) -> str:
             return "you zeroed the masked weights after softmax; mask the scores with -inf before softmax so rows still sum to 1"
     if is_close(got, scaled.softmax(-2)):
         return "softmax over the wrong axis: normalise over the keys (the last dim), not the queries"
+    for axis in range(q.dim() - 1):
+        if q.shape[axis] != D and is_close(got, (scores / math.sqrt(q.shape[axis])).softmax(-1), atol=1e-4):
+                return f"you read d_k from axis {axis} (size {q.shape[axis]}); d_k is the size of the last axis, q.shape[-1]"
     return "compare your scores with q @ k.transpose(-2, -1) / sqrt(d_k) step by step"
 
 
@@ -164,5 +179,223 @@ class DotProductVarianceCheck(Check):
             raise CheckFailed(f"dot_product_variance({d_k}): expected about {d_k} (= d_k), got {v:.4g}\nHint: {hint}")
 
 
+def _reference_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    return reference_sdpa(q, k, k[..., :1]).weights  # v is irrelevant to the weights
+
+
+def _expect_rows_sum_to_one(weights: torch.Tensor, what: str) -> None:
+    row_sums = weights.sum(-1)
+    if bool(((row_sums - 1).abs() > 1e-5).any()):
+        columns = weights.sum(-2)
+        hint = (
+            "your columns sum to 1: softmax over the wrong axis? Normalise over the keys (dim=-1)"
+            if bool(((columns - 1).abs() <= 1e-5).all())
+            else "did you apply softmax to the scores?"
+        )
+        raise CheckFailed(f"{what}: each row should sum to 1, got sums like {row_sums.flatten()[:3].tolist()}\nHint: {hint}")
+
+
+def _expect_grads(got_grads, ref_inputs: tuple[torch.Tensor, ...], names: str, hint: str = "") -> None:
+    if got_grads is None:
+        raise CheckFailed(
+            "gradients do not flow: your output does not require grad when the inputs do.\n"
+            "Hint: use torch operations only (no .detach(), .numpy(), .item() or torch.no_grad())."
+        )
+    for name, got, ref in zip(names, got_grads, (x.grad for x in ref_inputs)):
+        if got is None:
+            raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
+        expect_close(got, ref, f"gradient with respect to {name}", hint=hint)
+
+
+def _weights_and_grads(fn, q, k, grad_w, what: str) -> dict:
+    """Call fn(q, k) twice: once plainly, once on leaf copies to backpropagate grad_w."""
+    weights = student_call(fn, q, k, what=what)
+    qg, kg = (x.clone().requires_grad_(True) for x in (q, k))
+    w = student_call(fn, qg, kg, what=what)
+    grads = None
+    if isinstance(w, torch.Tensor) and w.shape == grad_w.shape and w.requires_grad:
+        (w * grad_w).sum().backward()
+        grads = [qg.grad, kg.grad]
+    return {"weights": weights, "grads": grads}
+
+
+class AttentionWeightsCheck(Check):
+    """attention_weights(q, k) -> weights = softmax(q k^T / sqrt(d_k)) over the keys."""
+
+    name = "attention_weights"
+    success = "weights have the right shape, rows sum to 1, values and gradients match softmax(q k^T / sqrt(d_k))"
+
+    def make_inputs(self):
+        return {"q": randn(B, T, D, seed=10), "k": randn(B, S, D, seed=11), "grad_w": randn(B, T, S, seed=12)}
+
+    def run(self, fn, inputs):
+        return _weights_and_grads(fn, inputs["q"], inputs["k"], inputs["grad_w"], "attention_weights(q, k)")
+
+    def verify(self, inputs, outputs):
+        q, k = inputs["q"], inputs["k"]
+        # 1. shapes
+        weights = expect_shape(
+            outputs["weights"], (B, T, S), "weights",
+            hint="one weight per (query, key) pair: q (B, T, D) @ k^T (B, D, S) -> (B, T, S); transpose the last two axes of k",
+        )
+        # 2. behaviour
+        _expect_rows_sum_to_one(weights.detach().double(), "weights")
+        # 3. values
+        expect_close(weights, _reference_weights(q, k), "weights", hint=_diagnose_weights(weights, q, k, None))
+        # 4. gradients
+        qg, kg = (x.clone().requires_grad_(True) for x in (q, k))
+        (_reference_weights(qg, kg) * inputs["grad_w"]).sum().backward()
+        _expect_grads(outputs["grads"], (qg, kg), "qk")
+
+
+class AttentionWeightsBatchedHeadsCheck(Check):
+    """Hidden: attention_weights on 4-D (B, H, T, D) float32 inputs keeps shape and dtype."""
+
+    name = "attention_weights_batched_heads"
+    success = "works on (B, H, T, D) float32 inputs"
+
+    def make_inputs(self):
+        return {"q": randn(B, H, T, D, seed=20, dtype=torch.float32), "k": randn(B, H, S, D, seed=21, dtype=torch.float32)}
+
+    def run(self, fn, inputs):
+        return {"weights": student_call(fn, inputs["q"], inputs["k"], what="attention_weights(q, k) with q (B, H, T, D)")}
+
+    def verify(self, inputs, outputs):
+        q, k = inputs["q"], inputs["k"]
+        weights = expect_shape(
+            outputs["weights"], (B, H, T, S), "weights for 4-D inputs",
+            hint="transpose only the last two axes of k (k.transpose(-2, -1)); k.T reverses every axis",
+        )
+        if weights.dtype != torch.float32:
+            raise CheckFailed(
+                f"weights for float32 inputs: expected dtype float32, got {weights.dtype}\n"
+                "Hint: a constant created as a float64 tensor promotes the result; scale by a Python float"
+            )
+        _expect_rows_sum_to_one(weights.double(), "weights for 4-D inputs")
+        q64, k64 = q.double(), k.double()
+        expect_close(weights, _reference_weights(q64, k64), "weights for 4-D inputs",
+                     hint=_diagnose_weights(weights, q64, k64, None), atol=1e-5, rtol=1e-4)
+
+
+class SdpaFullyMaskedRowCheck(Check):
+    """Hidden: a query whose keys are all masked gets weights 0 and output 0 (not NaN), 4-D float32."""
+
+    name = "sdpa_fully_masked_row"
+    success = "a fully masked row gives zeros, not NaN, on (B, H, T, D) float32 inputs"
+
+    def make_inputs(self):
+        q = randn(B, H, T, D, seed=30, dtype=torch.float32)
+        k = randn(B, H, S, D, seed=31, dtype=torch.float32)
+        v = randn(B, H, S, DV, seed=32, dtype=torch.float32)
+        lengths = torch.tensor([7, 3, 5])
+        mask = (torch.arange(S)[None, :] < lengths[:, None])[:, None, None, :].expand(B, 1, T, S).clone()  # (B, 1, T, S)
+        mask[1, 0, 2, :] = False  # query 2 of example 1 may attend to nothing
+        return {"q": q, "k": k, "v": v, "mask": mask}
+
+    def run(self, fn, inputs):
+        result = student_call(fn, inputs["q"], inputs["k"], inputs["v"], inputs["mask"],
+                              what="scaled_dot_product_attention(q, k, v, mask) with a fully masked row")
+        out, weights = _unpack(result, "your function")
+        return {"out": out, "weights": weights}
+
+    def verify(self, inputs, outputs):
+        q, k, v, mask = (inputs[n] for n in ("q", "k", "v", "mask"))
+        out = expect_shape(outputs["out"], (B, H, T, DV), "out for 4-D inputs", hint="out = weights @ v: (B, H, T, Dv)")
+        weights = expect_shape(outputs["weights"], (B, H, T, S), "weights for 4-D inputs")
+        nan_hint = (
+            "softmax of a row where every score is -inf is 0/0 = NaN. Mask with a very negative finite number "
+            "(torch.finfo(scores.dtype).min) and set the masked weights to 0 after softmax"
+        )
+        if not bool(torch.isfinite(weights).all()) or not bool(torch.isfinite(out).all()):
+            raise CheckFailed("a query whose keys are all masked: expected weights 0 and output 0, got NaN or inf\nHint: " + nan_hint)
+        row = weights[1, :, 2, :].double()
+        if float(row.abs().max()) > 1e-6:
+            raise CheckFailed(
+                f"a query whose keys are all masked: expected weights of exactly 0, got up to {float(row.abs().max()):.3g} "
+                "(a uniform row spreads attention over keys that must not be seen)\nHint: zero the masked weights after softmax"
+            )
+        ref = reference_sdpa(q.double(), k.double(), v.double(), mask)
+        expect_close(weights, ref.weights, "weights with a mask (4-D)", hint="masked keys get weight 0, other rows sum to 1")
+        expect_close(out, ref.out, "out with a mask (4-D)", hint="out = weights @ v")
+        for name, x in (("out", out), ("weights", weights)):
+            if x.dtype != torch.float32:
+                raise CheckFailed(f"{name} for float32 inputs: expected dtype float32, got {x.dtype}\nHint: avoid float64 constants")
+
+
+def _reference_entropy(weights: torch.Tensor) -> torch.Tensor:
+    return -torch.special.xlogy(weights, weights).sum(-1)
+
+
+class AttentionEntropyCheck(Check):
+    """attention_entropy(weights) -> the entropy (in nats) of each query's weights, shape (..., T)."""
+
+    name = "attention_entropy"
+    success = "entropy per query matches -sum_s w log w"
+
+    def make_inputs(self):
+        scores = randn(B, T, S, seed=40) * 2.0
+        return {"weights": scores.softmax(-1), "grad_h": randn(B, T, seed=41)}
+
+    def run(self, fn, inputs):
+        h = student_call(fn, inputs["weights"], what="attention_entropy(weights)")
+        wg = inputs["weights"].clone().requires_grad_(True)
+        hg = student_call(fn, wg, what="attention_entropy(weights)")
+        grads = None
+        if isinstance(hg, torch.Tensor) and hg.shape == inputs["grad_h"].shape and hg.requires_grad:
+            (hg * inputs["grad_h"]).sum().backward()
+            grads = [wg.grad]
+        return {"entropy": h, "grads": grads}
+
+    def verify(self, inputs, outputs):
+        w = inputs["weights"]
+        h = expect_shape(outputs["entropy"], (B, T), "entropy",
+                         hint="one entropy per query: sum over the keys, the last axis, and keep the other axes")
+        ref = _reference_entropy(w)
+        hint = "H = -sum over keys of w * log(w), with the natural logarithm"
+        got = h.detach().double()
+        if is_close(got, -ref):
+            hint = "your entropy is negative: H = -sum w log w (mind the minus sign)"
+        elif is_close(got, ref / math.log(2)):
+            hint = "you used log base 2; use the natural logarithm (nats)"
+        elif bool((got > math.log(S) + 1e-6).any()):
+            hint = f"an entropy above log(S) = {math.log(S):.3f} is impossible for weights that sum to 1"
+        expect_close(h, ref, "entropy", hint=hint)
+        wg = w.clone().requires_grad_(True)
+        (_reference_entropy(wg) * inputs["grad_h"]).sum().backward()
+        _expect_grads(outputs["grads"], (wg,), ["weights"])
+
+
+class AttentionEntropyOneHotCheck(Check):
+    """Hidden: 0 log 0 counts as 0, so one-hot rows and all-zero (fully masked) rows have entropy 0."""
+
+    name = "attention_entropy_one_hot"
+    success = "one-hot and all-zero rows have entropy 0, not NaN"
+
+    def make_inputs(self):
+        w = torch.zeros(2, 3, 4, dtype=torch.float64)
+        w[0, :, 1] = 1.0  # one-hot rows: all attention on key 1
+        w[1, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
+        # w[1, 1] and w[1, 2] stay all-zero: a fully masked query
+        return {"weights": w}
+
+    def run(self, fn, inputs):
+        return {"entropy": student_call(fn, inputs["weights"], what="attention_entropy(weights) with zeros in the weights")}
+
+    def verify(self, inputs, outputs):
+        h = expect_shape(outputs["entropy"], (2, 3), "entropy of rows with zeros")
+        if not bool(torch.isfinite(h).all()):
+            raise CheckFailed(
+                "entropy of rows containing zero weights: got NaN or inf\n"
+                "Hint: 0 * log(0) is 0 * -inf = NaN in floating point; the limit is 0, so treat those terms as 0"
+            )
+        expect_close(h, _reference_entropy(inputs["weights"]), "entropy of rows with zeros",
+                     hint="a one-hot row has entropy 0; a row (0.5, 0.5, 0, 0) has entropy log 2")
+
+
+check_attention_weights = AttentionWeightsCheck().as_function()
 check_scaled_dot_product_attention = ScaledDotProductAttentionCheck().as_function()
 check_dot_product_variance = DotProductVarianceCheck().as_function()
+check_attention_entropy = AttentionEntropyCheck().as_function()
+check_attention_weights_batched_heads = AttentionWeightsBatchedHeadsCheck().as_function()
+check_sdpa_fully_masked_row = SdpaFullyMaskedRowCheck().as_function()
+check_attention_entropy_one_hot = AttentionEntropyOneHotCheck().as_function()
