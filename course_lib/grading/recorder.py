@@ -3,7 +3,8 @@
 Inactive unless the environment variable ``COURSE_GRADING_DIR`` names a folder
 (the grader sets it for the kernel it starts). The grader wraps each graded
 test cell in ``begin(grade_id)`` ... so that outputs are filed under the cell
-that produced them; anything recorded outside a graded cell is dropped.
+that produced them, and runs ``end()`` after it: anything recorded outside a
+graded cell is dropped.
 Files hold tensors, numbers, strings, lists and dicts only and are read back
 with ``torch.load(weights_only=True)``: no pickled code is ever executed.
 """
@@ -40,6 +41,12 @@ def begin(grade_id: str) -> None:
     d.mkdir(parents=True, exist_ok=True)
     for old in d.glob(f"{_safe(grade_id)}__*.pt"):
         old.unlink()
+
+
+def end() -> None:
+    """End a graded cell: anything recorded until the next ``begin`` is dropped."""
+    global _current
+    _current = None
 
 
 def sanitize(x: Any, depth: int = 0) -> Any:

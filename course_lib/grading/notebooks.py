@@ -1,0 +1,290 @@
+"""Notebook handling for the grader: sources, submissions, tamper checks, what runs.
+
+Nothing here executes learner code; it only reads JSON.
+
+- ``SourceNotebook``: ``solutions/<assignment>/<name>.ipynb``, the source of truth:
+  its graded cells, their points, the checks each calls (found statically),
+  and the released form of every cell (nbgrader's ClearSolutions and
+  ClearHiddenTests applied, as in ``exercises/``).
+- ``read_submission``: parses a learner's file, or raises ``Unreadable`` saying why.
+- ``prepare``: matches the submission's cells to the source's by
+  ``nbgrader.grade_id``, keeps the learner's answer cells (and extra cells) as
+  written, restores every locked cell from the source (with its hidden tests)
+  and reports the ones that were edited or deleted, then builds the notebook
+  the runner executes.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
+
+from course_lib.grading.release import SOLUTIONS
+
+#: first line of every graded test cell in the notebook that runs
+PREFIX = 'import course_lib.grading.recorder as __r; __r.begin({grade_id!r})'
+#: a cell the grader inserts after each graded cell: recordings outside graded cells are dropped
+END_CELL = "import course_lib.grading.recorder as __r; __r.end()"
+GRADER_TAG = "course_grader"
+
+
+class Unreadable(Exception):
+    """A submission file that cannot be graded as the expected notebook (the message says why)."""
+
+
+class SourceError(Exception):
+    """A problem in solutions/ itself (an instructor's bug, not the learner's)."""
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    grade_id: str
+    points: float
+    checks: tuple[str, ...]  # registered check names, in call order
+
+
+@dataclass
+class SourceNotebook:
+    assignment: str
+    name: str
+    path: Path
+    nb: NotebookNode
+    graded: list[GradedCell]
+    released: dict[str, NotebookNode] = field(repr=False)  # grade_id -> released cell
+
+    @property
+    def max_points(self) -> float:
+        return sum(g.points for g in self.graded)
+
+
+def grade_id(cell: NotebookNode) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+        return meta["grade_id"]
+    return None
+
+
+def called_check_functions(source: str) -> list[str]:
+    """Names of ``check_*`` functions called in ``source`` (hidden tests included), in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise SourceError(f"the test cell does not parse: {err}") from err
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fn = node.func
+            name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+            if name and name.startswith("check_") and name not in names:
+                names.append(name)
+    return names
+
+
+def resolve_checks(function_names: list[str]) -> tuple[str, ...]:
+    """Map ``check_*`` function names to registered check names (course_lib.checks)."""
+    import course_lib.checks as checks
+
+    resolved = []
+    for fname in function_names:
+        fn = getattr(checks, fname, None)
+        name = getattr(fn, "check_name", None)
+        if name is None or name not in checks.REGISTRY:
+            raise SourceError(f"{fname} is not a check registered in course_lib.checks")
+        resolved.append(name)
+    return tuple(resolved)
+
+
+def _released_cells(nb: NotebookNode) -> dict[str, NotebookNode]:
+    """Each cell as nbgrader releases it: solutions replaced by stubs, hidden tests removed."""
+    released = copy.deepcopy(nb)
+    released, _ = ClearSolutions().preprocess(released, {})
+    released, _ = ClearHiddenTests().preprocess(released, {})
+    return {gid: cell for cell in released.cells if (gid := grade_id(cell))}
+
+
+def load_source(assignment: str, name: str, solutions_dir: Path = SOLUTIONS) -> SourceNotebook:
+    path = solutions_dir / assignment / f"{name}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    graded = []
+    seen: set[str] = set()
+    for cell in nb.cells:
+        gid = grade_id(cell)
+        if gid is None:
+            continue
+        if gid in seen:
+            raise SourceError(f"{path}: grade_id {gid!r} is used twice")
+        seen.add(gid)
+        if is_grade(cell):
+            if cell.cell_type != "code" or is_solution(cell):
+                raise SourceError(f"{path}: graded cell {gid!r} must be a locked code cell that calls checks")
+            checks = resolve_checks(called_check_functions(cell.source))
+            if not checks:
+                raise SourceError(f"{path}: graded cell {gid!r} calls no check_* function, so it cannot be autograded")
+            graded.append(GradedCell(gid, float(cell.metadata.nbgrader.get("points", 0)), checks))
+    return SourceNotebook(assignment, name, path, nb, graded, _released_cells(nb))
+
+
+def source_names(assignment: str, solutions_dir: Path = SOLUTIONS) -> list[str]:
+    return sorted(p.stem for p in (solutions_dir / assignment).glob("*.ipynb"))
+
+
+# --------------------------------------------------------------------------- reading submissions
+
+
+def read_submission(path: Path, source: SourceNotebook) -> NotebookNode:
+    """Parse a submitted notebook; raise Unreadable with a clear reason if it cannot be graded."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise Unreadable(f"cannot read the file: {err.strerror}") from err
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise Unreadable(f"not a notebook: the file is not valid JSON ({err})") from err
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise Unreadable(f"not a notebook: expected a JSON object with 'cells', got {type(data).__name__}")
+    version = data.get("nbformat")
+    if version != 4:
+        raise Unreadable(f"wrong notebook format: nbformat {version!r}; expected 4 (save it with Jupyter 4 or later)")
+    try:
+        nb = nbformat.reads(json.dumps(data), as_version=4)
+    except Exception as err:  # noqa: BLE001 - nbformat raises many kinds
+        raise Unreadable(f"not a valid notebook: {err}") from err
+    if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) and "source" in c and "cell_type" in c for c in nb.cells):
+        raise Unreadable("not a valid notebook: malformed cells")
+    meta = nb.metadata.get("course", {}) if isinstance(nb.metadata.get("course"), dict) else {}
+    claimed = meta.get("assignment"), meta.get("notebook")
+    if claimed[0] and (claimed[0], claimed[1]) != (source.assignment, source.name):
+        raise Unreadable(
+            f"this is the notebook {claimed[1]!r} of assignment {claimed[0]!r}, "
+            f"not {source.name!r} of {source.assignment!r}: submit the right file"
+        )
+    ids = {gid for c in nb.cells if (gid := grade_id(c))}
+    if not ids & set(source.released):
+        others = ", ".join(sorted(ids)[:4])
+        raise Unreadable(
+            "none of its cells belongs to this assignment's notebook "
+            + (f"(it has cells {others}...: another assignment?)" if ids else "(no nbgrader cell metadata: was it re-created or saved by a tool that drops metadata?)")
+        )
+    return nb
+
+
+# --------------------------------------------------------------------------- matching and restoring
+
+
+@dataclass
+class Prepared:
+    run_nb: NotebookNode
+    run_index: dict[str, int]  # graded grade_id -> index of its cell in run_nb
+    tampered: dict[str, list[str]]  # graded grade_id -> reasons
+    notes: list[str]  # other observations for the feedback
+
+
+def _checksum(cell: NotebookNode) -> str | None:
+    try:
+        return compute_checksum(cell)
+    except Exception:  # noqa: BLE001 - malformed metadata counts as a change
+        return None
+
+
+def _describe_change(student: NotebookNode, released: NotebookNode) -> str:
+    if student.cell_type != released.cell_type:
+        return f"its type was changed to {student.cell_type}"
+    if student.source != released.source:
+        return "its source was edited"
+    return "its nbgrader metadata (locked, grade, points or id) was changed"
+
+
+def prepare(source: SourceNotebook, submission: NotebookNode) -> Prepared:
+    """Build the notebook to run and list the tampering found (see the module docstring)."""
+    # the learner's cells, matched by grade_id (first occurrence); the rest are extra cells
+    matched: dict[str, NotebookNode] = {}
+    extras_after: dict[str | None, list[NotebookNode]] = {}
+    anchor: str | None = None
+    for cell in submission.cells:
+        gid = grade_id(cell)
+        if gid in source.released and gid not in matched:
+            matched[gid] = cell
+            anchor = gid
+            continue
+        extra = copy.deepcopy(cell)
+        extra.metadata.pop("nbgrader", None)  # a copied cell's id must not count as the original's
+        if extra.cell_type == "code":
+            extra.outputs, extra.execution_count = [], None
+        extras_after.setdefault(anchor, []).append(extra)
+
+    graded_ids = [g.grade_id for g in source.graded]
+    tampered: dict[str, list[str]] = {gid: [] for gid in graded_ids}
+    notes: list[str] = []
+    cells: list[NotebookNode] = [*extras_after.get(None, [])]
+    run_index: dict[str, int] = {}
+    for position, src in enumerate(source.nb.cells):
+        gid = grade_id(src)
+        if gid is None:  # an unmarked cell in the source: part of the notebook as given
+            cells.append(copy.deepcopy(src))
+            continue
+        released = source.released[gid]
+        mine = matched.get(gid)
+        if is_solution(src):
+            if mine is None:
+                cell = copy.deepcopy(released)
+                notes.append(f"the answer cell {gid!r} was missing; the empty template was run instead")
+            else:
+                cell = copy.deepcopy(released)
+                cell.source = mine.source  # the learner's answer, as written
+        else:
+            cell = copy.deepcopy(src)  # locked: the source's version, hidden tests included
+            if is_locked(src):
+                problem = None
+                if mine is None:
+                    problem = f"the locked cell {gid!r} was deleted; it was restored from the source"
+                elif _checksum(mine) not in (_checksum(released), _checksum(src)):  # src: the full cell, hidden tests included
+                    problem = f"the locked cell {gid!r} was modified ({_describe_change(mine, released)}); it was restored from the source"
+                if problem:
+                    if is_grade(src):
+                        tampered[gid].append(problem)
+                    elif src.cell_type == "code":
+                        # a locked set-up cell: every graded cell after it ran on the restored version
+                        for g in graded_ids[_graded_before(source, position):]:
+                            tampered[g].append(problem)
+                    else:
+                        notes.append(problem)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        if is_grade(src):
+            cell.source = PREFIX.format(grade_id=gid) + "\n" + cell.source
+            run_index[gid] = len(cells)
+            cells.append(cell)
+            end = nbformat.v4.new_code_cell(END_CELL, metadata={GRADER_TAG: "end"})
+            cells.append(end)
+        else:
+            cells.append(cell)
+        cells.extend(extras_after.get(gid, []))
+
+    run_nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.nb.metadata))
+    for i, cell in enumerate(run_nb.cells):
+        cell["id"] = f"cell-{i}"  # unique ids, whatever the learner's copies carried
+    return Prepared(run_nb, run_index, {g: r for g, r in tampered.items() if r}, notes)
+
+
+def _graded_before(source: SourceNotebook, position: int) -> int:
+    """How many graded cells come before cell ``position`` of the source."""
+    return sum(1 for cell in source.nb.cells[:position] if is_grade(cell))
+
+
+def strip_for_feedback(cell_source: str) -> str:
+    """A graded cell's source as the learner may see it: no grader prefix, no hidden tests."""
+    lines = cell_source.split("\n")
+    if lines and lines[0].startswith("import course_lib.grading.recorder as __r; __r.begin("):
+        lines = lines[1:]
+    cell = nbformat.v4.new_code_cell("\n".join(lines))
+    ClearHiddenTests(enforce_metadata=False)._remove_hidden_test_region(cell)
+    return cell.source

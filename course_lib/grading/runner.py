@@ -1,0 +1,253 @@
+"""Execute one prepared notebook in a fresh, limited kernel (the grader's worker process).
+
+    python -m course_lib.grading.runner JOB_DIR        (started by the grader, one per submission)
+
+``JOB_DIR/job.json`` says what to run (written by ``course_lib.grading.grader``):
+the notebook, the kernel's working directory, the recordings folder
+(``COURSE_GRADING_DIR`` in the kernel) and the limits. The runner writes
+
+- ``JOB_DIR/executed.ipynb``: the notebook with its outputs (for the feedback),
+- ``JOB_DIR/result.json``: per code cell, how execution ended: ``ok``, ``error``
+  (with the exception's name and message), ``timeout`` or ``not_run`` (with why),
+- ``JOB_DIR/kernel.pid``: the kernel's pid, which is also its process group, so
+  that the grader can kill it even if this runner is killed first.
+
+The runner never judges answers: verdicts are computed by the grader from the
+recordings, in a process that never ran learner code. It only reports what
+happened to each cell, and keeps going after errors, timeouts and dead kernels.
+
+Limits: each cell gets ``cell_timeout`` seconds (and no more than what is left
+of ``total_timeout``). On a timeout the kernel is interrupted (SIGINT); if it
+does not answer within a few seconds (code that ignores SIGINT) its process
+group is killed and the remaining cells are ``not_run``. Memory: the kernel
+starts under ``RLIMIT_AS`` (see ``course_lib.grading.kernel``) and a watchdog
+kills the process group when its total resident memory passes the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from course_lib.grading.kernel import MEMORY_ENV
+
+RECORDINGS_ENV = "COURSE_GRADING_DIR"  # = course_lib.grading.recorder.ENV_VAR (not imported: it pulls in torch)
+
+KERNEL_NAME = "course-grading"
+#: seconds a kernel gets to answer after an interrupt before it is killed
+INTERRUPT_GRACE = 5
+#: outputs kept per cell (characters); the rest is dropped with a note
+MAX_OUTPUT_CHARS = 200_000
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _write_kernelspec(job_dir: Path, env: dict[str, str]) -> Path:
+    spec_dir = job_dir / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "course_lib.grading.kernel", "-f", "{connection_file}"],
+        "display_name": "course grading",
+        "language": "python",
+        "env": env,
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return spec_dir.parent
+
+
+def group_rss_bytes(pgid: int) -> int:
+    """Total resident memory of the processes in process group ``pgid`` (Linux /proc)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # fields: state, ppid, pgrp, ..., rss at index 21
+                total += int(fields[21]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def kill_group(pgid: int | None) -> None:
+    if not pgid:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most MAX_OUTPUT_CHARS of output per cell."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._output_chars.get(cell_index, 0)
+        self._output_chars[cell_index] = used + size
+        if used + size > MAX_OUTPUT_CHARS:
+            if used <= MAX_OUTPUT_CHARS:
+                outs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[grader: output beyond {MAX_OUTPUT_CHARS} characters dropped]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+async def _execute(job: dict, job_dir: Path) -> dict:
+    nb = nbformat.read(job_dir / job["notebook"], as_version=4)
+    memory = int(job["memory_bytes"])
+    env = {
+        RECORDINGS_ENV: job["recordings"],
+        MEMORY_ENV: str(memory),
+        # one thread per kernel: submissions run side by side on few cores
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "PYTHONHASHSEED": "0",
+    }
+    ksm = KernelSpecManager(kernel_dirs=[str(_write_kernelspec(job_dir, env))], ensure_native_kernel=False)
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
+    client = _CappedClient(
+        nb,
+        km=km,
+        timeout=int(job["cell_timeout"]),
+        allow_errors=True,
+        interrupt_on_timeout=False,
+        startup_timeout=120,
+        iopub_timeout=4,
+        record_timing=False,
+        resources={"metadata": {"path": job["cwd"]}},
+    )
+    client._output_chars = {}
+    cells: dict[str, dict] = {}
+    replies: dict[int, dict] = {}
+
+    async def on_executed(cell, cell_index, execute_reply):
+        replies[cell_index] = (execute_reply or {}).get("content", {})
+
+    client.on_cell_executed = on_executed
+    deadline = time.monotonic() + float(job["total_timeout"])
+    stop_reason: str | None = None
+    pgid: int | None = None
+    watchdog_hit = asyncio.Event()
+
+    async def watchdog():
+        while True:
+            await asyncio.sleep(0.5)
+            if pgid and group_rss_bytes(pgid) > memory:
+                watchdog_hit.set()
+                kill_group(pgid)
+                return
+
+    try:
+        await km.start_kernel(cwd=job["cwd"])
+    except Exception as err:  # noqa: BLE001
+        return {"started": False, "error": f"the kernel did not start: {type(err).__name__}: {err}", "cells": {}}
+    pgid = km.provisioner.process.pid if km.provisioner else None  # start_new_session: pid == pgid
+    (job_dir / "kernel.pid").write_text(str(pgid or ""))
+    watch = asyncio.ensure_future(watchdog()) if memory > 0 else None
+    try:
+        await client.async_start_new_kernel_client()
+        n = 0
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or not cell.source.strip():
+                continue
+            key = str(index)
+            if stop_reason:
+                cells[key] = {"status": "not_run", "reason": stop_reason}
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining < 1:
+                stop_reason = f"the submission's total time limit of {job['total_timeout']:g} s was reached"
+                cells[key] = {"status": "timeout", "reason": stop_reason}
+                continue
+            limit = max(1, int(min(float(job["cell_timeout"]), remaining)))
+            client.timeout = limit
+            n += 1
+            try:
+                await client.async_execute_cell(cell, index, execution_count=n)
+                reply = replies.get(index, {})
+                if reply.get("status") == "error":
+                    cells[key] = {"status": "error", "ename": str(reply.get("ename", "")), "evalue": str(reply.get("evalue", ""))[:4000]}
+                else:
+                    cells[key] = {"status": "ok"}
+            except CellTimeoutError:
+                total_hit = limit < float(job["cell_timeout"])
+                why = (
+                    f"the submission's total time limit of {job['total_timeout']:g} s was reached"
+                    if total_hit
+                    else f"the cell ran longer than the {job['cell_timeout']:g} s limit per cell"
+                )
+                cells[key] = {"status": "timeout", "reason": why}
+                note = nbformat.v4.new_output("stream", name="stderr", text=f"[grader: timeout: {why}]\n")
+                if total_hit:
+                    cell.outputs.append(note)
+                    stop_reason = why
+                    continue
+                # interrupt; code that ignores SIGINT gets its process group killed
+                try:
+                    await km.interrupt_kernel()
+                    probe = nbformat.v4.new_code_cell("pass")
+                    client.timeout = INTERRUPT_GRACE
+                    await client.async_execute_cell(probe, index, store_history=False)
+                except (CellTimeoutError, DeadKernelError, RuntimeError):
+                    kill_group(pgid)
+                    stop_reason = f"the kernel was killed: it did not stop when interrupted after cell {index} timed out"
+                cell.outputs.append(note)
+            except DeadKernelError:
+                if watchdog_hit.is_set():
+                    why = f"the kernel was killed: its processes used more than the {memory / 2**20:.0f} MiB memory limit"
+                else:
+                    why = "the kernel died while running this cell (sys.exit in a thread, os._exit, a signal, or a crash)"
+                cells[key] = {"status": "error", "ename": "DeadKernelError", "evalue": why}
+                cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=f"[grader: {why}]\n"))
+                stop_reason = f"not run: the kernel had died in cell {index}"
+            if not stop_reason and not await km.is_alive():
+                stop_reason = f"not run: the kernel exited after cell {index}"
+    finally:
+        if watch:
+            watch.cancel()
+        try:
+            await client._async_cleanup_kernel() if client.kc else None
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            if await km.is_alive():
+                await km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001
+            pass
+        kill_group(pgid)  # children the learner forked
+    nbformat.write(nb, job_dir / "executed.ipynb")
+    return {"started": True, "cells": cells}
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_dir = Path((argv or sys.argv[1:])[0])
+    job = json.loads((job_dir / "job.json").read_text())
+    try:
+        result = asyncio.run(_execute(job, job_dir))
+    except Exception as err:  # noqa: BLE001 - reported to the grader, which decides
+        import traceback
+
+        result = {"started": False, "error": f"runner failure: {type(err).__name__}: {err}", "traceback": traceback.format_exc(), "cells": {}}
+    (job_dir / "result.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
