@@ -1,0 +1,121 @@
+"""Sphinx extension (listed in ``_config.yml``): the book serves its own JavaScript.
+
+With ``node_modules/`` installed (``make book`` runs ``npm ci``):
+
+* ``config-inited``: copies the assets of ``course_lib.book_assets.ASSETS`` and the
+  wrapped d3/jQuery for bertviz into ``node_modules/.course-book-static/course-assets/``
+  and adds that folder to ``html_static_path`` (published as ``_static/course-assets/``),
+  then checks that every local path ``_config.yml`` names (``mathjax_path``,
+  ``nb_ipywidgets_js``) is one of them. It also exports ``COURSE_NODE_MODULES`` so the
+  notebooks executed by the build find the same files.
+* ``html-page-context``: lists each page script once (see ``_drop_duplicate_scripts``).
+* ``doctree-resolved``: replaces the d3/jQuery copies that ``course_lib.viz`` inlines
+  into each bertviz view by ``<script src>`` links to ``_static/course-assets/bertviz/``.
+
+Without ``node_modules/`` (no npm), it switches ``mathjax_path`` and ``nb_ipywidgets_js``
+back to the public CDNs and prints a message saying the book will not work offline.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.errors import ExtensionError
+from sphinx.util import logging
+from sphinx.util.console import bold, red  # type: ignore[attr-defined]
+from sphinx.util.osutil import relative_uri
+
+from course_lib import book_assets
+
+logger = logging.getLogger(__name__)
+
+STAGING = ".course-book-static"  # inside node_modules/, which git ignores
+_INLINE_ASSET = re.compile(r'<script type="text/javascript" data-course-asset="(?P<name>[a-z0-9]+)">.*?</script>', re.S)
+
+
+def _local_paths(config: Config) -> list[str]:
+    """The asset paths the configuration expects under _static/ (URLs excluded)."""
+    paths = [config.mathjax_path] + list(getattr(config, "nb_ipywidgets_js", {}) or {})
+    return [p for p in paths if p and "://" not in p and not p.startswith("//")]
+
+
+def _config_inited(app: Sphinx, config: Config) -> None:
+    node_modules = pathlib.Path(os.environ.get(book_assets.ENV_NODE_MODULES) or pathlib.Path(app.srcdir) / "node_modules")
+    gaps = book_assets.missing(node_modules)
+    app.course_assets_staged = False  # type: ignore[attr-defined]
+    if gaps:
+        for key, value in book_assets.CDN_FALLBACK.items():
+            setattr(config, key, value)
+        # A message, not a warning: the build runs with -W and must still succeed without npm.
+        logger.info(
+            bold(red("course_lib.sphinxext: JavaScript assets not installed "))
+            + f"({', '.join(gaps[:3])}{', ...' if len(gaps) > 3 else ''} missing from {node_modules}; "
+            "install Node.js/npm and run `npm ci`, or `make book`). "
+            + bold("The book will load MathJax, require.js, the widget manager, d3 and jQuery from public CDNs "
+                   "and will NOT render offline.")
+        )
+        return
+    os.environ[book_assets.ENV_NODE_MODULES] = str(node_modules)
+    staging = node_modules / STAGING
+    written = book_assets.stage(staging, node_modules)
+    config.html_static_path = list(config.html_static_path) + [str(staging)]
+    unknown = [p for p in _local_paths(config) if not (staging / p).is_file()]
+    if unknown:
+        raise ExtensionError(
+            f"_config.yml names {unknown} under _static/, but course_lib.book_assets stages no such file "
+            f"(expected paths under {book_assets.STATIC_DIR}/, e.g. {book_assets.STATIC_DIR}/mathjax/tex-mml-chtml.js)"
+        )
+    app.course_assets_staged = True  # type: ignore[attr-defined]
+    logger.info(bold("course_lib.sphinxext: ") + f"serving MathJax, require.js, the widget manager, d3 and jQuery "
+                f"from _static/{book_assets.STATIC_DIR}/ ({written} files updated)")
+
+
+def _link_inline_assets(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    if not getattr(app, "course_assets_staged", False) or app.builder.format != "html":
+        return
+    page = app.builder.get_target_uri(docname)
+
+    def link(match: re.Match) -> str:
+        name = match["name"]
+        src = relative_uri(page, "_static/" + book_assets.bertviz_library_target(name))
+        return f'<script type="text/javascript" data-course-asset="{name}" src="{src}"></script>'
+
+    for node in list(doctree.findall(nodes.raw)):
+        text = node.astext()
+        if node.get("format") == "html" and "data-course-asset" in text:
+            node.children = []
+            node += nodes.Text(_INLINE_ASSET.sub(link, text))
+
+
+def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """List each <script> once.
+
+    Sphinx 7.4 lists twice an inline script (no file) that an extension adds once the
+    builder exists: once as file None, once as file ''. sphinx-thebe's
+    `const THEBE_JS_URL = ...` is such a script, and its second copy throws
+    "Identifier 'THEBE_JS_URL' has already been declared" in every page's console.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[str] = set()
+    kept = []
+    for js in scripts:
+        key = repr((getattr(js, "filename", None) or "", getattr(js, "priority", None), sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            kept.append(js)
+    context["script_files"] = kept
+
+
+def setup(app: Sphinx) -> dict:
+    # after myst-nb and sphinx.ext.mathjax have registered their settings (default priority 500)
+    app.connect("config-inited", _config_inited, priority=900)
+    app.connect("doctree-resolved", _link_inline_assets)
+    app.connect("html-page-context", _drop_duplicate_scripts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
