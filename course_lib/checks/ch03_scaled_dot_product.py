@@ -269,7 +269,7 @@ class AttentionWeightsBatchedHeadsCheck(Check):
         if weights.dtype != torch.float32:
             raise CheckFailed(
                 f"weights for float32 inputs: expected dtype float32, got {weights.dtype}\n"
-                "Hint: a constant created as a float64 tensor promotes the result; scale by a Python float"
+                "Hint: keep computing in the inputs' dtype: no .double(), no float64 tensors mixed in; scale by a Python float"
             )
         _expect_rows_sum_to_one(weights.double(), "weights for 4-D inputs")
         q64, k64 = q.double(), k.double()

@@ -180,7 +180,11 @@ def verify_recording(check_name: str, path: Path) -> str | None:
     return None
 
 
-def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: dict, rec_dir: Path, now: str) -> list[Row]:
+_OUT_OF_MEMORY = ("raised MemoryError", "can't allocate memory", "DefaultCPUAllocator")
+
+
+def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: dict, rec_dir: Path, now: str,
+              limits: Limits) -> list[Row]:
     rows = []
     for g in source.graded:
         run = result.get("cells", {}).get(str(prepared.run_index[g.grade_id]))
@@ -195,8 +199,12 @@ def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: di
             else:
                 status, message, passed = "passed", "", True
         elif run["status"] == "error":
-            if run.get("ename") == "CheckFailed":
-                status, message = "failed", run.get("evalue", "")
+            evalue = run.get("evalue", "")
+            if run.get("ename") == "MemoryError" or any(s in evalue for s in _OUT_OF_MEMORY):
+                status = "error"
+                message = f"out of memory (the limit is {limits.memory_mb} MiB per notebook): {run.get('ename')}: {evalue}"
+            elif run.get("ename") == "CheckFailed":
+                status, message = "failed", evalue
             else:
                 status, message = "error", f"{run.get('ename')}: {run.get('evalue', '')}".rstrip(": ")
         elif run["status"] == "timeout":
@@ -333,7 +341,7 @@ def grade_task(task: Task, limits: Limits, sources: _SourceCache, work_root: Pat
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=work_root))
     try:
         result, executed = run_notebook(prepared, source, limits, job_dir)
-        rows = _verdicts(task, source, prepared, result, job_dir / "recordings", now)
+        rows = _verdicts(task, source, prepared, result, job_dir / "recordings", now, limits)
         if result.get("grader_failure"):
             for row in rows:
                 row.grader_failure = True
@@ -379,16 +387,23 @@ def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple[str, str
 # --------------------------------------------------------------------------- the whole run
 
 
-def _grader_fingerprint() -> str:
-    """A hash of the files verdicts depend on: a submission must not change them."""
+def _grader_fingerprint(assignments: set[str], solutions_dir: Path) -> str:
+    """A hash of the files the verdicts and limits depend on: a submission must not change them.
+
+    The grader's own code, the check framework, the graded assignments' checks and
+    source notebooks. (Verdicts use the modules loaded before any learner code ran,
+    so a change cannot alter this run's verdicts, but it could alter later runs.)
+    """
+    lib = ROOT / "course_lib"
+    paths = [*(lib / "grading").glob("*.py"), lib / "checks" / "__init__.py", lib / "checks" / "_core.py"]
+    for a in sorted(assignments):
+        paths += [lib / "checks" / f"{a}.py", *(solutions_dir / a).glob("*.ipynb")]
     h = hashlib.sha256()
-    for path in sorted([*(ROOT / "course_lib").rglob("*.py"), *SOLUTIONS.rglob("*.ipynb")]):
-        if "__pycache__" in path.parts or ".ipynb_checkpoints" in path.parts:
-            continue
+    for path in sorted(paths):
         try:
             h.update(str(path).encode() + b"\0" + path.read_bytes())
         except OSError:
-            h.update(str(path).encode() + b"\0<unreadable>")
+            h.update(str(path).encode() + b"\0<absent>")
     return h.hexdigest()
 
 
@@ -407,26 +422,23 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
     import course_lib.checks  # noqa: F401 - load every check (and torch) before any learner code runs
 
     sources = _SourceCache(solutions_dir)
-    fingerprint = _grader_fingerprint()
-    stop = threading.Event()
+    graded_assignments = {t.assignment for t in tasks}
+    fingerprint = _grader_fingerprint(graded_assignments, solutions_dir)
     work_root = Path(tempfile.mkdtemp(prefix="course-grading-"))
     os.chmod(work_root, 0o711)  # sibling job folders cannot be listed from a kernel (same user: not a wall)
 
     def one(task: Task) -> Outcome:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        if stop.is_set():
-            return Outcome([Row(task.student, task.assignment, task.notebook, "", "error", 0, 0,
-                                "grader failure: not graded, the run stopped because the grader's files were modified", now, True)])
         try:
             outcome = grade_task(task, limits, sources, work_root)
         except Exception as err:  # noqa: BLE001 - one submission never stops the run
             outcome = Outcome([Row(task.student, task.assignment, task.notebook, "", "error", 0, 0,
                                    f"grader failure: {type(err).__name__}: {err}", now, True)])
-        if _grader_fingerprint() != fingerprint:
-            stop.set()
+        if _grader_fingerprint(graded_assignments, solutions_dir) != fingerprint:
             for row in outcome.rows:
                 row.status, row.points, row.grader_failure = "error", 0.0, True
-                row.message = "grader failure: the grader's files (course_lib/ or solutions/) changed while this notebook ran: " + row.message
+                row.message = ("grader failure: the grader's files (course_lib/grading, the checks or solutions/) "
+                               "changed while this notebook ran; regrade it: " + row.message)
         if progress:
             progress(task, outcome)
         return outcome

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +156,9 @@ def read_submission(path: Path, source: SourceNotebook) -> NotebookNode:
     if version != 4:
         raise Unreadable(f"wrong notebook format: nbformat {version!r}; expected 4 (save it with Jupyter 4 or later)")
     try:
-        nb = nbformat.reads(json.dumps(data), as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. duplicate cell ids from copied cells: harmless here
+            nb = nbformat.reads(json.dumps(data), as_version=4)
     except Exception as err:  # noqa: BLE001 - nbformat raises many kinds
         raise Unreadable(f"not a valid notebook: {err}") from err
     if not isinstance(nb.get("cells"), list) or not all(isinstance(c, dict) and "source" in c and "cell_type" in c for c in nb.cells):
