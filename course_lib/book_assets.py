@@ -9,8 +9,9 @@ and attention views stay blank. Instead:
    ``package-lock.json`` into ``node_modules/`` (``npm ci``).
 2. ``course_lib.sphinxext`` (loaded by ``_config.yml``) calls :func:`stage` to copy
    the files listed in :data:`ASSETS` to ``<static>/course-assets/...``, which
-   Sphinx publishes as ``_build/html/_static/course-assets/``; ``_config.yml``
-   points ``mathjax_path`` and ``nb_ipywidgets_js`` there.
+   Sphinx publishes as ``_build/html/_static/course-assets/``, with the small files of
+   :data:`GENERATED` (``widget-setup.js``: fixes for the widget manager on a local,
+   MathJax 3 site); ``_config.yml`` points ``mathjax_path`` and ``nb_ipywidgets_js`` there.
 3. ``course_lib.viz`` inlines d3 and jQuery (wrapped by :func:`wrapped_library`)
    into each bertviz view; in the book the extension swaps those inline copies for
    ``<script src>`` links to the same wrapped files under ``_static``.

@@ -87,6 +87,13 @@ def _link_inline_assets(app: Sphinx, doctree: nodes.document, docname: str) -> N
 
     for node in list(doctree.findall(nodes.raw)):
         text = node.astext()
+        if node.get("format") == "html" and "d3 and jQuery are not installed locally" in text:
+            # an output cached by jupyter-cache from a build without node_modules/
+            logger.warning(
+                f"{docname}: a bertviz view was executed without node_modules/ and loads d3/jQuery from a CDN; "
+                "re-execute the notebook (delete _build/.jupyter_cache, or `make clean`) so it is served locally",
+                location=node,
+            )
         if node.get("format") == "html" and "data-course-asset" in text:
             node.children = []
             node += nodes.Text(_INLINE_ASSET.sub(link, text))
