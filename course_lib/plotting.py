@@ -79,3 +79,68 @@ def plot_heads(weights, keys=None, queries=None, titles: Sequence[str] | None = 
             ax.set_ylabel("")
     fig.tight_layout()
     return fig
+
+
+def plot_encoding(
+    table,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+    vmax: float | None = 1.0,
+) -> plt.Axes:
+    """Heatmap of a positional-encoding table: rows are positions, columns dimensions.
+
+    Shapes:
+        table: (n_positions, d_model); values in [-1, 1] for sinusoids (use vmax=None otherwise)
+    """
+    w = _to_numpy(table)
+    if w.ndim != 2:
+        raise ValueError(f"plot_encoding expects one (n_positions, d_model) table, got shape {w.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    limit = float(np.abs(w).max()) if vmax is None else vmax
+    im = ax.imshow(w, cmap=cmap, vmin=-max(limit, 1e-12), vmax=max(limit, 1e-12), aspect="auto", interpolation="nearest")
+    ax.set_xlabel("dimension")
+    ax.set_ylabel("position")
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def plot_mask(
+    mask,
+    keys: Sequence[str] | None = None,
+    queries: Sequence[str] | None = None,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> plt.Axes:
+    """A boolean (T, S) mask as a grid: filled = may attend (True), blank = masked (False).
+
+    Shapes:
+        mask: (T, S) bool (select one batch element and head of a (B, H, T, S) mask first)
+    """
+    m = _to_numpy(mask)
+    if m.ndim != 2:
+        raise ValueError(f"plot_mask expects one (T, S) mask, got shape {m.shape}: index the batch and head axes first")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.4 * m.shape[1] + 1.8, 0.4 * m.shape[0] + 1.2))
+    from matplotlib.colors import ListedColormap
+
+    two_colours = ListedColormap(["#eeeeee", "#2e7d32"])  # False = light grey, True = green
+    ax.imshow(m.astype(float), cmap=two_colours, vmin=0.0, vmax=1.0, aspect="equal", interpolation="nearest")
+    ax.set_xticks(np.arange(m.shape[1]) - 0.5, minor=True)
+    ax.set_yticks(np.arange(m.shape[0]) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.5)
+    ax.tick_params(which="minor", length=0)
+    if keys is not None:
+        ax.set_xticks(range(len(keys)), list(keys), rotation=90 if max(map(len, keys), default=0) > 2 else 0)
+    if queries is not None:
+        ax.set_yticks(range(len(queries)), list(queries))
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    if title:
+        ax.set_title(title)
+    return ax

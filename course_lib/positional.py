@@ -10,10 +10,15 @@ dimension *pairs*:
 
 For an odd d_model the last column is the sine of a final, unpaired i; the
 formula itself says so, and this module follows it.
+
+Checking a table found in a tutorial or a paper: ``check_encoding_table`` compares it
+with the formula cell by cell and names the likely cause of any difference;
+``faulty_sinusoidal_encoding`` reproduces the usual mistakes listed in ``MISTAKES``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -25,6 +30,11 @@ __all__ = [
     "relative_rotation",
     "PositionalEncoding",
     "LearnedPositionalEmbedding",
+    "MISTAKES",
+    "faulty_sinusoidal_encoding",
+    "check_encoding_table",
+    "TableReport",
+    "CellMismatch",
 ]
 
 Layout = Literal["interleaved", "concatenated"]
@@ -149,3 +159,171 @@ class LearnedPositionalEmbedding(nn.Module):
         positions = torch.arange(T, device=x.device)
         return self.dropout(x + self.embedding(positions))  # (B, T, C) + (T, C)
 
+
+
+# --------------------------------------------------------------------------- checking a table (chapter 5)
+# Tables of this encoding circulate in tutorials, some with errors. ``faulty_sinusoidal_encoding``
+# reproduces the usual implementation mistakes so that their symptoms can be recognised;
+# ``check_encoding_table`` compares any table with the formula and names the likely cause.
+
+MISTAKES: dict[str, str] = {
+    "i_instead_of_2i": "the exponent uses i / d_model where the formula has 2i / d_model "
+    "(the frequencies fall half as fast: later columns oscillate too quickly)",
+    "column_as_2i": "the exponent uses the column index j / d_model instead of the pair's 2i / d_model "
+    "(sine columns are right, every cosine column has a slightly lower frequency than its sine)",
+    "column_as_i": "the exponent uses 2j / d_model with j the column index instead of the pair index i "
+    "(frequencies fall twice as fast: the right half of the table is almost constant)",
+    "sin_cos_swapped": "sine and cosine are swapped (row 0 reads 1, 0, 1, 0, ... instead of 0, 1, 0, 1, ...)",
+    "degrees": "the angles were taken in degrees instead of radians (values change very slowly down the rows)",
+    "base_1000": "the base is 1000 instead of 10000 (the low-frequency columns change too quickly)",
+    "positions_from_1": "the rows start at position 1 instead of 0 (the first row is not 0, 1, 0, 1, ...)",
+    "concatenated": "not a mistake but the other layout: all sines first, then all cosines (tensor2tensor)",
+}
+
+
+def faulty_sinusoidal_encoding(n_positions: int, d_model: int, mistake: str, base: float = 10000.0) -> torch.Tensor:
+    """The sinusoidal table with one of the ``MISTAKES`` made, for teaching and tests.
+
+    Shapes:
+        returns: (n_positions, d_model) float64
+    """
+    _check_sizes(n_positions, d_model)
+    if mistake not in MISTAKES:
+        raise ValueError(f"unknown mistake {mistake!r}; known: {sorted(MISTAKES)}")
+    if mistake == "concatenated":
+        return sinusoidal_encoding(n_positions, d_model, layout="concatenated", base=base, dtype=torch.float64)
+    if mistake == "base_1000":
+        return sinusoidal_encoding(n_positions, d_model, base=1000.0, dtype=torch.float64)
+    first = 1 if mistake == "positions_from_1" else 0
+    pos = torch.arange(first, first + n_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    j = torch.arange(d_model, dtype=torch.float64)[None, :]  # (1, C) column index
+    two_i = 2 * torch.div(j, 2, rounding_mode="floor")  # (1, C) 2i of the pair each column belongs to
+    exponent = {
+        "i_instead_of_2i": (two_i / 2) / d_model,
+        "column_as_2i": j / d_model,
+        "column_as_i": 2 * j / d_model,
+    }.get(mistake, two_i / d_model)
+    angles = pos / base**exponent  # (P, 1) / (1, C) -> (P, C)
+    if mistake == "degrees":
+        angles = torch.deg2rad(angles)
+    is_sin = (j.long() % 2 == 0).expand_as(angles)  # (P, C)
+    if mistake == "sin_cos_swapped":
+        is_sin = ~is_sin
+    return torch.where(is_sin, angles.sin(), angles.cos())
+
+
+@dataclass(frozen=True)
+class CellMismatch:
+    pos: int
+    dim: int
+    expected: float
+    got: float
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """What ``check_encoding_table`` found. ``ok`` is True when every cell matches the formula."""
+
+    ok: bool
+    tolerance: float
+    max_abs_error: float
+    mismatches: tuple[CellMismatch, ...]
+    likely_cause: str
+    n_cells: int
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"all {self.n_cells} cells match the formula (tolerance {self.tolerance:.1e})"
+        return (
+            f"{len(self.mismatches)} of {self.n_cells} cells differ from the formula "
+            f"(tolerance {self.tolerance:.1e}, largest difference {self.max_abs_error:.3g}).\n"
+            f"Likely cause: {self.likely_cause}"
+        )
+
+    def mismatch_frame(self, limit: int = 20):
+        """The first ``limit`` mismatching cells as a pandas DataFrame (pos, dim, expected, got, difference)."""
+        import pandas as pd
+
+        rows = [
+            {"pos": m.pos, "dim": m.dim, "expected": m.expected, "got": m.got, "difference": m.got - m.expected}
+            for m in self.mismatches[:limit]
+        ]
+        return pd.DataFrame(rows, columns=["pos", "dim", "expected", "got", "difference"])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _infer_decimals(table: torch.Tensor, max_decimals: int = 12) -> int | None:
+    """The number of decimals the table was rounded to (None when it looks unrounded)."""
+    for k in range(max_decimals + 1):
+        scaled = table * 10.0**k
+        if bool(((scaled - scaled.round()).abs() < 1e-6).all()):
+            return k
+    return None
+
+
+def check_encoding_table(
+    table,
+    base: float = 10000.0,
+    decimals: int | None = None,
+    first_position: int = 0,
+) -> TableReport:
+    """Compare a table of sinusoidal encodings (rows = positions, columns = dimensions) with the formula.
+
+    ``table`` may be a tensor, an array or nested lists, e.g. copied from a tutorial. Values are
+    compared within half a unit of the last decimal (``decimals``; inferred from the table when
+    not given). When cells differ, the table is compared with every mistake in ``MISTAKES`` and the
+    report names the one it matches, or describes the pattern of the differences.
+
+    Shapes:
+        table: (n_positions, d_model), rows for positions first_position, first_position + 1, ...
+    """
+    got = torch.as_tensor(table, dtype=torch.float64)
+    if got.dim() != 2:
+        raise ValueError(f"expected a table of shape (n_positions, d_model), got shape {tuple(got.shape)}")
+    n_positions, d_model = got.shape
+    if decimals is None:
+        decimals = _infer_decimals(got)
+    tol = 1e-9 if decimals is None else 0.5 * 10.0**-decimals + 1e-12
+    positions = torch.arange(first_position, first_position + n_positions, dtype=torch.float64)[:, None]  # (P, 1)
+    expected = torch.zeros(n_positions, d_model, dtype=torch.float64)
+    angles = positions * pair_frequencies(d_model, base)[None, :]  # (P, ceil(C/2))
+    expected[:, 0::2] = angles.sin()
+    expected[:, 1::2] = angles.cos()[:, : d_model // 2]
+    err = (got - expected).abs()
+    wrong = err > tol
+    mismatches = tuple(
+        CellMismatch(int(p), int(d), float(expected[p, d]), float(got[p, d])) for p, d in wrong.nonzero().tolist()
+    )
+    n_cells = n_positions * d_model
+    if not mismatches:
+        return TableReport(True, tol, float(err.max()), (), "none: the table follows the formula", n_cells)
+    return TableReport(False, tol, float(err.max()), mismatches, _likely_cause(got, wrong, tol, base, first_position), n_cells)
+
+
+def _likely_cause(got: torch.Tensor, wrong: torch.Tensor, tol: float, base: float, first_position: int) -> str:
+    n_positions, d_model = got.shape
+    n_wrong = int(wrong.sum())
+    # the known mistake that explains the table best (a few typos on top of a mistake still count)
+    best, best_left = None, n_wrong
+    for mistake in MISTAKES:
+        if mistake == "positions_from_1" and first_position != 0:
+            continue
+        variant = faulty_sinusoidal_encoding(n_positions + first_position, d_model, mistake, base=base)[first_position:]
+        left = int(((got - variant).abs() > tol).sum())
+        if left < best_left:
+            best, best_left = mistake, left
+    if best is not None and best_left <= n_wrong // 4:
+        extra = "" if best_left == 0 else f" (plus {best_left} cell(s) that differ even from that)"
+        return MISTAKES[best] + extra
+    cols = sorted({int(d) for d in wrong.nonzero()[:, 1]})
+    if n_wrong <= max(2, wrong.numel() // 20):
+        return "a few isolated cells differ: most likely transcription or rounding errors in the table itself"
+    if all(c % 2 == 1 for c in cols):
+        return "only cosine (odd) columns differ: check the exponent and the function used for odd dimensions"
+    if all(c % 2 == 0 for c in cols):
+        return "only sine (even) columns differ: check the exponent and the function used for even dimensions"
+    if not wrong[0].any():
+        return "row 0 is right but later rows differ: the frequencies (exponent or base) are probably wrong"
+    return "many cells differ in no pattern this checker knows: recompute a few cells by hand from the formula"
