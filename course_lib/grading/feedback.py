@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import html
+import threading
 from pathlib import Path
 
 import nbformat
@@ -62,10 +63,14 @@ def feedback_notebook(executed: nbformat.NotebookNode, source: SourceNotebook, p
     return nb
 
 
+_local = threading.local()  # one exporter per thread: building one (templates, filters) is the slow part
+
+
 def write_feedback_html(nb: nbformat.NotebookNode, path: Path) -> None:
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", sanitize_html=True)
-    body, _ = exporter.from_notebook_node(nb)
+    if not hasattr(_local, "exporter"):
+        _local.exporter = HTMLExporter(template_name="lab", sanitize_html=True)
+    body, _ = _local.exporter.from_notebook_node(nb)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body, encoding="utf-8")
