@@ -1,0 +1,493 @@
+"""Checks for assignment ch04_multi_head (chapter 4).
+
+Dimension legend: B batch, T query length, S key length, C d_model, H heads, D head dim.
+Deliberately uneven sizes so that swapped axes fail: B=3, T=5, S=7, C=12, H=3 (D=4).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from course_lib.attention import MultiHeadAttention as ReferenceMHA
+from course_lib.checks._core import (
+    Check,
+    CheckFailed,
+    expect_close,
+    expect_shape,
+    expect_tensor,
+    is_close,
+    randn,
+    student_call,
+)
+
+B, T, S, C, H = 3, 5, 7, 12, 3
+D = C // H
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+# --------------------------------------------------------------------------- references (pure)
+
+
+def _split(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    b, t, c = x.shape
+    return x.view(b, t, n_heads, c // n_heads).transpose(1, 2)  # (B, T, C) -> (B, H, T, D)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)  # (B, H, T, D) -> (B, T, C)
+
+
+def _weights(seed: int, d_model: int) -> dict[str, torch.Tensor]:
+    bound = 1 / math.sqrt(d_model)
+    params = {}
+    for i, name in enumerate(PROJECTIONS):
+        params[f"{name}.weight"] = (torch.rand(d_model, d_model, generator=torch.Generator().manual_seed(seed + 2 * i), dtype=torch.float64) * 2 - 1) * bound
+        params[f"{name}.bias"] = (torch.rand(d_model, generator=torch.Generator().manual_seed(seed + 2 * i + 1), dtype=torch.float64) * 2 - 1) * bound
+    return params
+
+
+def _mha(
+    params: dict[str, torch.Tensor],
+    n_heads: int,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: str = "head",
+    out_proj: bool = True,
+    merge: str = "right",
+    invert_mask: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multi-head attention written out, with switches for the usual mistakes (used to diagnose)."""
+
+    def lin(x, name):
+        return x @ params[f"{name}.weight"].T + params[f"{name}.bias"]
+
+    q, k, v = (_split(lin(x, n), n_heads) for x, n in ((query, "q_proj"), (key, "k_proj"), (value, "v_proj")))
+    d_model = query.shape[-1]
+    divisor = {"head": math.sqrt(d_model // n_heads), "model": math.sqrt(d_model), "none": 1.0}[scale]
+    scores = q @ k.transpose(-2, -1) / divisor  # (B, H, T, S)
+    if mask is not None:
+        keep = ~mask if invert_mask else mask
+        scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+    weights = scores.softmax(-1)
+    if mask is not None:
+        weights = weights.masked_fill(~keep, 0.0)
+    heads = weights @ v  # (B, H, T, D)
+    if merge == "right":
+        merged = _merge(heads)
+    else:  # reshaped without moving the head axis next to D
+        b, h, t, d = heads.shape
+        merged = heads.reshape(b, t, h * d)
+    out = lin(merged, "out_proj") if out_proj else merged
+    return out, weights
+
+
+def _make_reference(params: dict[str, torch.Tensor], d_model: int, n_heads: int) -> ReferenceMHA:
+    ref = ReferenceMHA(d_model, n_heads).double().eval()
+    ref.load_state_dict(params)
+    return ref
+
+
+def _pad_mask(lengths: list[int], s: int) -> torch.Tensor:
+    return (torch.arange(s)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]  # (B, 1, 1, S)
+
+
+# --------------------------------------------------------------------------- (a) split and merge heads
+
+
+class SplitHeadsCheck(Check):
+    """split_heads(x, n_heads): (B, T, C) -> (B, H, T, D)."""
+
+    name = "ch4.split_heads"
+    success = "(B, T, C) -> (B, H, T, D), head h holds features h*D .. (h+1)*D - 1"
+    sizes = (B, T, C, H)
+
+    def make_inputs(self):
+        b, t, c, h = self.sizes
+        return {"x": randn(b, t, c, seed=40), "n_heads": h}
+
+    def run(self, fn, inputs):
+        x = inputs["x"].clone().requires_grad_(True)
+        out = student_call(fn, x, inputs["n_heads"], what=f"split_heads(x, n_heads={inputs['n_heads']})")
+        grad = None
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            (out * torch.arange(out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+            grad = x.grad
+        return {"out": out, "grad": grad}
+
+    def verify(self, inputs, outputs):
+        x, h = inputs["x"], inputs["n_heads"]
+        b, t, c = x.shape
+        d = c // h
+        got = expect_shape(
+            outputs["out"], (b, h, t, d), f"split_heads of a (B={b}, T={t}, C={c}) tensor into {h} heads",
+            hint="the result is (B, H, T, D): cut the feature axis into (H, D), then move H in front of T",
+        )
+        ref = _split(x, h)
+        if not is_close(got, ref):
+            if is_close(got, x.reshape(b, h, t, d)):
+                hint = (
+                    "you reshaped straight to (B, H, T, D): that cuts across time steps. "
+                    "View as (B, T, H, D) first (heads come out of the feature axis), then transpose T and H"
+                )
+            elif is_close(got, x.view(b, t, d, h).permute(0, 3, 1, 2)):
+                hint = "head h must take a contiguous slice of D features (h*D .. (h+1)*D - 1), not every H-th feature"
+            else:
+                hint = "head h of token t should be x[b, t, h*D:(h+1)*D]"
+            expect_close(got, ref, "split heads", hint=hint)
+        if outputs["grad"] is None:
+            raise CheckFailed("split heads: no gradient flows back to x.\nHint: use view/reshape/transpose, no .detach() or .numpy()")
+        expect_close(outputs["grad"], _merge(torch.arange(ref.numel(), dtype=ref.dtype).view_as(ref)), "gradient with respect to x")
+
+
+class SplitHeadsSizesCheck(SplitHeadsCheck):
+    """split_heads with other sizes: C=20 into 5 heads, batch 2, length 1."""
+
+    name = "ch4.split_heads_other_sizes"
+    sizes = (2, 1, 20, 5)
+
+
+class MergeHeadsCheck(Check):
+    """merge_heads(x): (B, H, T, D) -> (B, T, H*D), the inverse of split_heads."""
+
+    name = "ch4.merge_heads"
+    success = "(B, H, T, D) -> (B, T, H*D), and merge_heads(split_heads(x)) == x"
+    sizes = (B, H, T, D)
+
+    def make_inputs(self):
+        return {"x": randn(*self.sizes, seed=41)}
+
+    def run(self, fn, inputs):
+        x = inputs["x"].clone().requires_grad_(True)
+        out = student_call(fn, x, what="merge_heads(x)")
+        grad = None
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            (out * torch.arange(out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+            grad = x.grad
+        return {"out": out, "grad": grad}
+
+    def verify(self, inputs, outputs):
+        x = inputs["x"]
+        b, h, t, d = x.shape
+        got = expect_shape(outputs["out"], (b, t, h * d), "merge_heads", hint="the paper's Concat: (B, H, T, D) -> (B, T, H*D)")
+        ref = _merge(x)
+        if not is_close(got, ref):
+            if is_close(got, x.reshape(b, t, h * d)):
+                hint = "you reshaped without moving the head axis back: transpose(1, 2) to (B, T, H, D) before reshaping"
+            elif is_close(got, x.permute(0, 2, 3, 1).reshape(b, t, h * d)):
+                hint = "the features come out ordered (D, H); they must be ordered (H, D): head 0's D features first"
+            else:
+                hint = "token t's output should be the concatenation of heads 0..H-1 at t"
+            expect_close(got, ref, "merged heads", hint=hint)
+        if outputs["grad"] is None:
+            raise CheckFailed("merge heads: no gradient flows back.\nHint: use transpose/reshape, no .detach() or .numpy()")
+        expect_close(outputs["grad"], _split(torch.arange(ref.numel(), dtype=ref.dtype).view_as(ref), h), "gradient with respect to x")
+
+
+class MergeHeadsSizesCheck(MergeHeadsCheck):
+    """merge_heads with other sizes."""
+
+    name = "ch4.merge_heads_other_sizes"
+    sizes = (2, 5, 1, 4)
+
+
+# --------------------------------------------------------------------------- (b) the module
+
+
+def _diagnose_mha(params, n_heads, query, key, value, mask, got_out, got_weights) -> str:
+    variants = [
+        (dict(scale="model"), "you divided the scores by sqrt(d_model); d_k is the per-head size: divide by sqrt(d_model // n_heads)"),
+        (dict(scale="none"), "the scores are not scaled: divide q @ k^T by sqrt(d_k), d_k = d_model // n_heads"),
+        (dict(out_proj=False), "the output projection is missing: out = out_proj(merge_heads(heads))"),
+        (dict(merge="no_transpose"), "the heads are merged in the wrong order: transpose (B, H, T, D) to (B, T, H, D) before reshaping"),
+    ]
+    if mask is not None:
+        variants.append((dict(invert_mask=True), "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"))
+    for kwargs, hint in variants:
+        out, weights = _mha(params, n_heads, query, key, value, mask, **kwargs)
+        if is_close(got_out, out) or (kwargs.get("scale") and got_weights is not None and is_close(got_weights, weights)):
+            return hint
+    return "compare each step with the formula: project, split, attend per head, merge, out_proj"
+
+
+class MultiHeadAttentionCheck(Check):
+    """MultiHeadAttention(d_model, n_heads) with q_proj, k_proj, v_proj, out_proj; forward(query, key, value, mask=None) -> (out, weights)."""
+
+    name = "ch4.multi_head_attention"
+    success = "self- and cross-attention, masks, per-head weights, values and gradients match the reference"
+    sizes = (B, T, S, C, H)
+    query_dtype = torch.float64
+
+    def make_inputs(self):
+        b, t, s, c, h = self.sizes
+        lengths = [s, max(1, s - 3), max(1, s - 5)][:b]
+        return {
+            "d_model": c,
+            "n_heads": h,
+            "params": _weights(100, c),
+            "x": randn(b, t, c, seed=42),
+            "memory": randn(b, s, c, seed=43),
+            "pad_mask": _pad_mask(lengths, s),
+            "causal": torch.ones(t, t, dtype=torch.bool).tril(),
+            "grad_out": randn(b, t, c, seed=44),
+        }
+
+    def _build(self, cls, inputs):
+        c, h = inputs["d_model"], inputs["n_heads"]
+        module = student_call(cls, c, h, what=f"MultiHeadAttention(d_model={c}, n_heads={h})")
+        if not isinstance(module, nn.Module):
+            raise CheckFailed(f"MultiHeadAttention(...) should build an nn.Module, got {type(module).__name__}")
+        for name in PROJECTIONS:
+            layer = getattr(module, name, None)
+            if not isinstance(layer, nn.Linear):
+                raise CheckFailed(
+                    f"your module needs an attribute {name} that is an nn.Linear(d_model, d_model); "
+                    f"got {type(layer).__name__ if layer is not None else 'nothing'}.\n"
+                    "Hint: store the four projections as self.q_proj, self.k_proj, self.v_proj, self.out_proj"
+                )
+            if tuple(layer.weight.shape) != (c, c) or layer.bias is None:
+                raise CheckFailed(
+                    f"{name} should be nn.Linear({c}, {c}) with a bias, got weight {tuple(layer.weight.shape)}"
+                    f"{'' if layer.bias is not None else ' and no bias'}.\n"
+                    "Hint: one big (d_model x d_model) projection per Q, K, V holds all heads side by side"
+                )
+        module = module.to(self.query_dtype).eval()
+        with torch.no_grad():
+            for name in PROJECTIONS:
+                getattr(module, name).weight.copy_(inputs["params"][f"{name}.weight"])
+                getattr(module, name).bias.copy_(inputs["params"][f"{name}.bias"])
+        return module
+
+    def run(self, cls, inputs):
+        module = self._build(cls, inputs)
+        dt = self.query_dtype
+        x, memory = inputs["x"].to(dt), inputs["memory"].to(dt)
+
+        def call(*args, what):
+            result = student_call(module, *args, what=what)
+            if not isinstance(result, (tuple, list)) or len(result) != 2:
+                raise CheckFailed(f"{what} should return a pair (out, weights), got {type(result).__name__}")
+            return result
+
+        self_out, self_w = call(x, x, x, what="your module(x, x, x)")
+        cross_out, cross_w = call(x, memory, memory, inputs["pad_mask"], what="your module(x, memory, memory, pad_mask)")
+        causal_out, causal_w = call(x, x, x, inputs["causal"], what="your module(x, x, x, causal_mask)")
+        xg = x.clone().requires_grad_(True)
+        g_out, _ = call(xg, memory, memory, inputs["pad_mask"], what="your module")
+        grads = None
+        if isinstance(g_out, torch.Tensor) and g_out.shape == inputs["grad_out"].shape and g_out.requires_grad:
+            module.zero_grad()
+            (g_out * inputs["grad_out"].to(dt)).sum().backward()
+            grads = {"x": xg.grad, "q_proj.weight": module.q_proj.weight.grad}
+        return {
+            "self_out": self_out, "self_weights": self_w,
+            "cross_out": cross_out, "cross_weights": cross_w,
+            "causal_out": causal_out, "causal_weights": causal_w,
+            "grads": grads,
+        }
+
+    def verify(self, inputs, outputs):
+        b, t, s, c, h = self.sizes
+        params = inputs["params"]
+        dt = self.query_dtype
+        atol = 1e-5 if dt == torch.float64 else 1e-4
+        x, memory = inputs["x"].to(torch.float64), inputs["memory"].to(torch.float64)
+        cases = [
+            ("self-attention", "self", x, None, t),
+            ("cross-attention with a padding mask", "cross", memory, inputs["pad_mask"], s),
+            ("self-attention with a causal mask", "causal", x, inputs["causal"], t),
+        ]
+        # 1. shapes
+        for label, key, _, _, length in cases:
+            expect_shape(outputs[f"{key}_out"], (b, t, c), f"out ({label})", hint="out has the query's shape (B, T, d_model)")
+            w = expect_tensor(outputs[f"{key}_weights"], f"weights ({label})")
+            if tuple(w.shape) == (b, t, length):
+                raise CheckFailed(f"weights ({label}): expected per-head weights (B, H, T, S) = {(b, h, t, length)}, got {tuple(w.shape)}\n"
+                                  "Hint: return the weights of every head, not their average")
+            expect_shape(w, (b, h, t, length), f"weights ({label})", hint="one (T, S) matrix per head: (B, H, T, S)")
+        # 2. behaviour
+        for label, key, _, mask, length in cases:
+            w = outputs[f"{key}_weights"].detach().double()
+            if not torch.isfinite(w).all():
+                hint = "a query whose keys are all masked gets softmax(-inf, ..., -inf) = NaN"
+                if mask is not None:
+                    nan_rows = ~torch.isfinite(w).all(-1)  # (B, H, T)
+                    no_key_if_inverted = ~(~mask).expand(w.shape).any(-1)
+                    if bool((nan_rows == no_key_if_inverted).all()):
+                        hint = "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"
+                raise CheckFailed(f"weights ({label}): contain NaN, although every query here may attend to some key\nHint: {hint}")
+            sums = w.sum(-1)
+            if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+                raise CheckFailed(f"weights ({label}): each query's weights should sum to 1 over the keys, got sums like {sums.flatten()[:3].tolist()}\n"
+                                  "Hint: softmax over the last axis (the keys)")
+            if mask is not None:
+                leaked = w.masked_fill(mask, 0.0).abs().max()
+                if leaked > 1e-6:
+                    kv = memory if key == "cross" else x
+                    hint = _diagnose_mha(params, h, x, kv, kv, mask, outputs[f"{key}_out"], w)
+                    raise CheckFailed(f"weights ({label}): masked keys (mask False) must get weight 0, got up to {float(leaked):.3g}\nHint: {hint}")
+        # 3. values
+        for label, key, kv, mask, _ in cases:
+            ref_out, ref_w = _mha(params, h, x, kv, kv, mask)
+            got_out, got_w = outputs[f"{key}_out"], outputs[f"{key}_weights"]
+            if not (is_close(got_out, ref_out, atol=atol) and is_close(got_w, ref_w, atol=atol)):
+                hint = _diagnose_mha(params, h, x, kv, kv, mask, got_out, got_w)
+                expect_close(got_w, ref_w, f"weights ({label})", hint=hint, atol=atol)
+                expect_close(got_out, ref_out, f"out ({label})", hint=hint, atol=atol)
+        # 4. gradients
+        if outputs["grads"] is None:
+            raise CheckFailed("gradients do not flow through your module.\nHint: use torch operations only (no .detach(), .numpy() or torch.no_grad())")
+        ref = _make_reference(params, c, h)
+        xg = x.clone().requires_grad_(True)
+        (ref(xg, memory, memory, inputs["pad_mask"]).out * inputs["grad_out"]).sum().backward()
+        expect_close(outputs["grads"]["x"], xg.grad, "gradient with respect to the query", atol=atol)
+        expect_close(outputs["grads"]["q_proj.weight"], ref.q_proj.weight.grad, "gradient with respect to q_proj.weight", atol=atol)
+
+
+class MultiHeadAttentionSizesCheck(MultiHeadAttentionCheck):
+    """MultiHeadAttention with d_model=20, 5 heads, float32 inputs."""
+
+    name = "ch4.multi_head_attention_other_sizes"
+    sizes = (2, 6, 3, 20, 5)
+    query_dtype = torch.float32
+
+
+# --------------------------------------------------------------------------- (c) parity with torch
+
+
+class CopyIntoTorchCheck(Check):
+    """to_torch_mha(mha) -> torch.nn.MultiheadAttention computing the same function as the course's MultiHeadAttention."""
+
+    name = "ch4.copy_into_torch"
+    success = "torch.nn.MultiheadAttention with your copied weights gives the same outputs and weights"
+
+    def make_inputs(self):
+        return {
+            "params": _weights(200, C),
+            "x": randn(B, T, C, seed=45),
+            "memory": randn(B, S, C, seed=46),
+        }
+
+    def run(self, fn, inputs):
+        ours = _make_reference(inputs["params"], C, H)
+        module = student_call(fn, ours, what="to_torch_mha(mha)")
+        if not isinstance(module, nn.MultiheadAttention):
+            raise CheckFailed(f"to_torch_mha should return a torch.nn.MultiheadAttention, got {type(module).__name__}")
+        module = module.double().eval()
+        out = weights = None
+        if module.batch_first and module.num_heads == H and module.embed_dim == C:
+            with torch.no_grad():
+                out, weights = student_call(
+                    module, inputs["x"], inputs["memory"], inputs["memory"], need_weights=True, average_attn_weights=False,
+                    what="the torch module you built",
+                )
+        return {
+            "out": out,
+            "weights": weights,
+            "batch_first": bool(module.batch_first),
+            "has_bias": module.in_proj_bias is not None,
+            "num_heads": int(module.num_heads),
+        }
+
+    def verify(self, inputs, outputs):
+        if outputs["num_heads"] != H:
+            raise CheckFailed(f"torch's module has num_heads={outputs['num_heads']}, expected {H}\nHint: nn.MultiheadAttention(mha.d_model, mha.n_heads, ...)")
+        if outputs["out"] is None and outputs["batch_first"] and outputs["num_heads"] == H:
+            raise CheckFailed(f"torch's module should have embed_dim={C}, the course module's d_model")
+        if not outputs["batch_first"]:
+            raise CheckFailed("torch's module expects (T, B, C) inputs, but the course uses (B, T, C).\nHint: create it with batch_first=True")
+        if not outputs["has_bias"]:
+            raise CheckFailed("torch's module has no input-projection bias, but the course's projections have one.\nHint: bias=True, and copy the biases too")
+        params, x, memory = inputs["params"], inputs["x"], inputs["memory"]
+        expect_shape(outputs["out"], (B, T, C), "out of torch's module")
+        expect_shape(outputs["weights"], (B, H, T, S), "weights of torch's module")
+        ref_out, ref_w = _mha(params, H, x, memory, memory)
+        if is_close(outputs["out"], ref_out) and is_close(outputs["weights"], ref_w):
+            return
+        hint = "in_proj_weight is the three (C, C) matrices stacked as [W_q; W_k; W_v] (dim 0), in_proj_bias likewise; out_proj is an nn.Linear"
+        transposed = {k: (v.T if k.endswith("weight") else v) for k, v in params.items()}
+        if is_close(outputs["out"], _mha(transposed, H, x, memory, memory)[0]):
+            hint = "the weights are transposed: nn.Linear stores W as (out_features, in_features), and so does in_proj_weight; copy them as they are"
+        else:
+            no_bias = {k: (torch.zeros_like(v) if k.endswith("bias") else v) for k, v in params.items()}
+            if is_close(outputs["out"], _mha(no_bias, H, x, memory, memory)[0]):
+                hint = "the biases were not copied (in_proj_bias and out_proj.bias)"
+            else:
+                for order in (("k", "q", "v"), ("q", "v", "k"), ("v", "k", "q"), ("k", "v", "q"), ("v", "q", "k")):
+                    swapped = dict(params)
+                    for src, dst in zip(("q", "k", "v"), order):
+                        swapped[f"{src}_proj.weight"] = params[f"{dst}_proj.weight"]
+                        swapped[f"{src}_proj.bias"] = params[f"{dst}_proj.bias"]
+                    if is_close(outputs["out"], _mha(swapped, H, x, memory, memory)[0]):
+                        hint = "the projections are stacked in the wrong order: in_proj_weight is [W_q; W_k; W_v]"
+                        break
+        expect_close(outputs["weights"], ref_w, "weights of torch's module", hint=hint)
+        expect_close(outputs["out"], ref_out, "out of torch's module", hint=hint)
+
+
+class TorchMasksCheck(Check):
+    """to_torch_masks(pad_mask, attn_mask) -> (key_padding_mask, attn_mask) in torch's polarity (True = ignore)."""
+
+    name = "ch4.torch_masks"
+    success = "course masks (True = may attend) converted to torch's (True = ignore), same outputs as the course's module"
+
+    def make_inputs(self):
+        return {
+            "params": _weights(300, C),
+            "x": randn(B, T, C, seed=47),
+            "memory": randn(B, S, C, seed=48),
+            "pad_mask": _pad_mask([7, 4, 2], S),  # (B, 1, 1, S)
+            "attn_mask": torch.ones(T, S, dtype=torch.bool).tril(diagonal=S - T),  # (T, S): query t sees keys <= t + 2
+        }
+
+    def run(self, fn, inputs):
+        result = student_call(fn, inputs["pad_mask"].clone(), inputs["attn_mask"].clone(), what="to_torch_masks(pad_mask, attn_mask)")
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise CheckFailed(f"to_torch_masks should return a pair (key_padding_mask, attn_mask), got {type(result).__name__}")
+        kpm, am = result
+        out = None
+        if (isinstance(kpm, torch.Tensor) and isinstance(am, torch.Tensor) and kpm.dtype == am.dtype == torch.bool
+                and tuple(kpm.shape) == (B, S) and tuple(am.shape) == (T, S)):
+            ours = _make_reference(inputs["params"], C, H)
+            torch_mha = nn.MultiheadAttention(C, H, batch_first=True).double().eval()
+            with torch.no_grad():
+                torch_mha.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+                torch_mha.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+                torch_mha.out_proj.load_state_dict(ours.out_proj.state_dict())
+                out, _ = torch_mha(inputs["x"], inputs["memory"], inputs["memory"], key_padding_mask=kpm, attn_mask=am)
+        return {"key_padding_mask": kpm, "attn_mask": am, "torch_out": out}
+
+    def verify(self, inputs, outputs):
+        pad, attn = inputs["pad_mask"], inputs["attn_mask"]
+        for what, got, shape, ours in (
+            ("key_padding_mask", outputs["key_padding_mask"], (B, S), pad[:, 0, 0, :]),
+            ("attn_mask", outputs["attn_mask"], (T, S), attn),
+        ):
+            got = expect_tensor(got, what)
+            if got.dtype != torch.bool:
+                raise CheckFailed(f"{what}: expected dtype torch.bool, got {got.dtype}\n"
+                                  "Hint: a float mask is *added* to the scores by torch; keep it boolean")
+            if tuple(got.shape) == tuple(pad.shape) or (got.dim() == 4 and got.numel() == B * S):
+                raise CheckFailed(f"{what}: expected shape {shape}, got {tuple(got.shape)}\nHint: torch wants the padding mask as (B, S): drop the two broadcast axes")
+            expect_shape(got, shape, what)
+            if bool((got == ours).all()):
+                raise CheckFailed(f"{what}: this is the course's mask unchanged.\nHint: torch's boolean masks mean True = IGNORE this key, the opposite of the course's True = may attend")
+            if not bool((got == ~ours).all()):
+                raise CheckFailed(f"{what}: {int((got != ~ours).sum())} entries have the wrong value\nHint: every entry should be flipped, nothing else changed")
+        ref_out, _ = _mha(inputs["params"], H, inputs["x"], inputs["memory"], inputs["memory"], pad & attn)
+        expect_close(outputs["torch_out"], ref_out, "torch's output with your masks")
+
+
+check_split_heads = SplitHeadsCheck().as_function()
+check_split_heads_other_sizes = SplitHeadsSizesCheck().as_function()
+check_merge_heads = MergeHeadsCheck().as_function()
+check_merge_heads_other_sizes = MergeHeadsSizesCheck().as_function()
+check_multi_head_attention = MultiHeadAttentionCheck().as_function()
+check_multi_head_attention_other_sizes = MultiHeadAttentionSizesCheck().as_function()
+check_copy_into_torch = CopyIntoTorchCheck().as_function()
+check_torch_masks = TorchMasksCheck().as_function()

@@ -1,0 +1,256 @@
+"""Checks for assignment ch06_masking (chapter 6).
+
+Dimension legend: B batch, H heads, T query length, S key length, D head dim.
+Masks are boolean, True = may attend (course_lib.masks).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from course_lib.attention import scaled_dot_product_attention as reference_sdpa
+from course_lib.checks._core import Check, CheckFailed, expect_close, expect_shape, expect_tensor, is_close, randn, student_call
+from course_lib.masks import causal_mask as reference_causal
+from course_lib.masks import padding_mask as reference_padding
+
+# right-padded rows, and one left-padded row (its first queries see no key under padding + causal)
+PAD = 0
+TOKENS = torch.tensor(
+    [
+        [5, 3, 8, 2, 9, 4, 7],
+        [6, 2, 7, 1, 0, 0, 0],
+        [0, 0, 4, 9, 3, 0, 0],
+    ]
+)
+
+
+def _expect_bool(x, what: str) -> torch.Tensor:
+    x = expect_tensor(x, what)
+    if x.dtype != torch.bool:
+        raise CheckFailed(
+            f"{what}: expected dtype torch.bool, got {x.dtype}\n"
+            "Hint: a 0/1 float mask is ambiguous (does 1 mean keep or drop?); compare with == / != to get booleans"
+        )
+    return x
+
+
+class PaddingMaskCheck(Check):
+    """padding_mask(tokens, pad_id) -> (B, 1, 1, S) bool, True where the key is a real token."""
+
+    name = "ch6.padding_mask"
+    success = "(B, 1, 1, S), True on real tokens, False on padding"
+    pad_id = PAD
+
+    def make_inputs(self):
+        tokens = TOKENS.clone()
+        if self.pad_id != PAD:  # move the padding to another id, and use 0 as a real token
+            tokens = torch.where(tokens == PAD, torch.full_like(tokens, self.pad_id), tokens - 1)
+        return {"tokens": tokens, "pad_id": self.pad_id}
+
+    def run(self, fn, inputs):
+        return {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what=f"padding_mask(tokens, pad_id={inputs['pad_id']})")}
+
+    def verify(self, inputs, outputs):
+        tokens, pad_id = inputs["tokens"], inputs["pad_id"]
+        Bn, Sn = tokens.shape
+        mask = _expect_bool(outputs["mask"], "padding mask")
+        if tuple(mask.shape) == (Bn, Sn):
+            raise CheckFailed(f"padding mask: expected shape (B, 1, 1, S) = {(Bn, 1, 1, Sn)}, got {(Bn, Sn)}\n"
+                              "Hint: add a head axis and a query axis so that it broadcasts against (B, H, T, S) scores")
+        if tuple(mask.shape) == (Bn, 1, Sn, 1):
+            raise CheckFailed(f"padding mask: expected shape {(Bn, 1, 1, Sn)}, got {(Bn, 1, Sn, 1)}\n"
+                              "Hint: padding hides *keys*, the last axis S; you masked queries")
+        expect_shape(mask, (Bn, 1, 1, Sn), "padding mask", hint="(B, 1, 1, S) broadcasts against (B, H, T, S)")
+        ref = reference_padding(tokens, pad_id)
+        if bool((mask == ~ref).all()):
+            raise CheckFailed("padding mask: the polarity is inverted: True must mean 'may attend' (a real token), False a pad\n"
+                              "Hint: tokens != pad_id")
+        if not bool((mask == ref).all()):
+            bad = (mask != ref).nonzero()[0].tolist()
+            hint = "compare with pad_id itself, not with 0" if pad_id != 0 and bool((mask == reference_padding(tokens, 0)).all()) else "True exactly where tokens != pad_id"
+            raise CheckFailed(f"padding mask: wrong value at {tuple(bad)} (batch {bad[0]}, key {bad[3]})\nHint: {hint}")
+
+
+class PaddingMaskOtherIdCheck(PaddingMaskCheck):
+    """padding_mask with pad_id = 3 (0 is then a real token)."""
+
+    name = "ch6.padding_mask_other_pad_id"
+    pad_id = 3
+
+
+class CausalMaskCheck(Check):
+    """causal_mask(T) -> (T, T) bool: query t may attend to keys 0..t."""
+
+    name = "ch6.causal_mask"
+    success = "lower-triangular (T, T): each position sees itself and the past"
+
+    def make_inputs(self):
+        return {"lengths": [5, 1, 7]}
+
+    def run(self, fn, inputs):
+        return {"masks": [student_call(fn, n, what=f"causal_mask({n})") for n in inputs["lengths"]]}
+
+    def verify(self, inputs, outputs):
+        for n, mask in zip(inputs["lengths"], outputs["masks"]):
+            what = f"causal_mask({n})"
+            mask = _expect_bool(mask, what)
+            expect_shape(mask, (n, n), what, hint="(T, T): rows are queries, columns keys")
+            ref = reference_causal(n)
+            if bool((mask == ref).all()):
+                continue
+            if bool((mask == ref.T).all()):
+                hint = "you built the upper triangle: query t (row t) must see keys 0..t (columns at or left of the diagonal)"
+            elif bool((mask == ~ref).all()):
+                hint = ("the polarity is inverted: this is torch's attn_mask convention (True = masked out, the strict upper "
+                        "triangle); the course uses True = may attend")
+            elif bool((mask == ref.tril(-1)).all()):
+                hint = "the diagonal must be True: a position may attend to itself"
+            else:
+                hint = "mask[t, s] is True exactly when s <= t"
+            raise CheckFailed(f"{what}: wrong values, got\n{mask.int().tolist()}\nHint: {hint}")
+
+
+class CombinedMaskCheck(Check):
+    """decoder_mask(tokens, pad_id) -> (B, 1, T, T): padding AND causal."""
+
+    name = "ch6.combined_mask"
+    success = "(B, 1, T, T): a key is visible only if it is a real token and not in the future"
+
+    def make_inputs(self):
+        return {"tokens": TOKENS.clone(), "pad_id": PAD}
+
+    def run(self, fn, inputs):
+        return {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what="decoder_mask(tokens, pad_id)")}
+
+    def verify(self, inputs, outputs):
+        tokens, pad_id = inputs["tokens"], inputs["pad_id"]
+        Bn, Tn = tokens.shape
+        mask = _expect_bool(outputs["mask"], "combined mask")
+        expect_shape(mask, (Bn, 1, Tn, Tn), "combined mask",
+                     hint="(B, 1, 1, T) & (T, T) broadcasts to (B, 1, T, T); make sure both masks have those shapes")
+        pad, causal = reference_padding(tokens, pad_id), reference_causal(Tn)
+        ref = pad & causal
+        if bool((mask == ref).all()):
+            return
+        full = lambda m: m.expand(Bn, 1, Tn, Tn)  # noqa: E731
+        if bool((mask == (pad | causal)).all()):
+            hint = "combine with AND (&): a key must pass *both* masks; OR lets padding or the future through"
+        elif bool((mask == full(pad)).all()):
+            hint = "the causal part is missing"
+        elif bool((mask == full(causal)).all()):
+            hint = "the padding part is missing"
+        elif bool((mask == (pad.transpose(-1, -2) & causal)).all()):
+            hint = "the padding mask hides queries instead of keys: it must be (B, 1, 1, T)"
+        else:
+            hint = "mask[b, 0, t, s] = (tokens[b, s] != pad_id) and (s <= t)"
+        raise CheckFailed(f"combined mask: {int((mask != ref).sum())} entries are wrong\nHint: {hint}")
+
+
+class MaskedAttentionCheck(Check):
+    """masked_attention(q, k, v, mask) -> (out, weights): weights exactly 0 where the mask is False, no NaN."""
+
+    name = "ch6.masked_attention"
+    success = "masked keys get weight exactly 0, other rows sum to 1, fully masked rows give 0 (no NaN), gradients finite"
+    dtype = torch.float64
+    heads = 2
+
+    def make_inputs(self):
+        Bn, Tn = TOKENS.shape
+        d = 4
+        mask = reference_padding(TOKENS, PAD) & reference_causal(Tn)  # (B, 1, T, T), with fully masked rows in batch 2
+        return {
+            "q": randn(Bn, self.heads, Tn, d, seed=60, dtype=self.dtype),
+            "k": randn(Bn, self.heads, Tn, d, seed=61, dtype=self.dtype),
+            "v": randn(Bn, self.heads, Tn, 3, seed=62, dtype=self.dtype),
+            "mask": mask,
+            "grad_out": randn(Bn, self.heads, Tn, 3, seed=63, dtype=self.dtype),
+        }
+
+    def run(self, fn, inputs):
+        q, k, v, mask = (inputs[n].clone() for n in ("q", "k", "v", "mask"))
+        result = student_call(fn, q, k, v, mask, what="masked_attention(q, k, v, mask)")
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise CheckFailed(f"masked_attention should return a pair (out, weights), got {type(result).__name__}")
+        out, weights = result
+        qg, kg, vg = (inputs[n].clone().requires_grad_(True) for n in ("q", "k", "v"))
+        g_out, _ = student_call(fn, qg, kg, vg, mask, what="masked_attention")
+        grads = None
+        if isinstance(g_out, torch.Tensor) and g_out.shape == inputs["grad_out"].shape and g_out.requires_grad:
+            (torch.nan_to_num(g_out) * inputs["grad_out"]).sum().backward()
+            grads = [x.grad for x in (qg, kg, vg)]
+        return {"out": out, "weights": weights, "grads": grads}
+
+    def verify(self, inputs, outputs):
+        q, k, v, mask = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
+        Bn, Hn, Tn, _ = q.shape
+        full = mask.expand(Bn, Hn, Tn, Tn)
+        allowed_any = full.any(-1)  # (B, H, T): False on fully masked rows
+        # 1. shapes
+        out = expect_shape(outputs["out"], (Bn, Hn, Tn, v.shape[-1]), "out")
+        weights = expect_shape(outputs["weights"], (Bn, Hn, Tn, Tn), "weights").detach().double()
+        # 2. behaviour
+        if not torch.isfinite(weights).all() or not torch.isfinite(out).all():
+            bad_rows = ~torch.isfinite(weights).all(-1)
+            if bool(bad_rows.any()) and bool((bad_rows <= ~allowed_any).all()):
+                hint = ("the NaN rows are the fully masked ones (a left-padded query that may see no key): softmax(-inf, ..., -inf) "
+                        "= 0/0. Use a very negative *finite* fill value (torch.finfo(dtype).min) and set the weights of masked "
+                        "keys to 0 after the softmax")
+            else:
+                hint = "NaN appears in rows where some keys are allowed: check the mask polarity and the fill value"
+            raise CheckFailed(f"weights or out contain NaN/inf\nHint: {hint}")
+        rows_with_keys = allowed_any[..., None].expand_as(full)
+        leaked = weights[~full & rows_with_keys]  # fully masked rows are checked below
+        if leaked.numel() and bool((leaked != 0).any()):
+            mx = float(leaked.abs().max())
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            inverted = scores.masked_fill(full, torch.finfo(scores.dtype).min).softmax(-1)
+            if is_close(weights.masked_fill(~allowed_any[..., None] | full, 0), inverted.masked_fill(~allowed_any[..., None] | full, 0), atol=1e-4):
+                hint = "the mask polarity is inverted: True means 'may attend', fill the scores where the mask is False"
+            elif mx < 1e-3:
+                hint = "the masked weights are tiny but not 0: the fill value is not negative enough (use torch.finfo(dtype).min), or zero them after the softmax"
+            else:
+                hint = "fill the scores of masked keys (mask False) before the softmax"
+            raise CheckFailed(f"weights: masked keys (pad or future) must get weight exactly 0, got up to {mx:.3g}\nHint: {hint}")
+        sums = weights.sum(-1)
+        if not torch.allclose(sums[allowed_any], torch.ones_like(sums[allowed_any]), atol=1e-5):
+            hint = ("you zeroed the masked weights after a softmax over *all* keys, so the rest no longer sum to 1; "
+                    "fill the scores with a very negative number before the softmax")
+            raise CheckFailed(f"weights: each query's weights over the keys it may see should sum to 1, got sums like "
+                              f"{[round(float(s), 4) for s in sums[allowed_any][:4]]}\nHint: {hint}")
+        if bool((weights[~allowed_any] != 0).any()):
+            raise CheckFailed("weights: a query that may see no key (fully masked row) must get weights 0, not a uniform row\n"
+                              "Hint: after the softmax, set the weights of masked keys to 0 (this also zeroes fully masked rows)")
+        # 3. values
+        ref_out, ref_weights = reference_sdpa(q, k, v, mask)
+        atol = 1e-5 if self.dtype == torch.float64 else 1e-4
+        expect_close(weights, ref_weights, "weights", hint="softmax(q k^T / sqrt(d_k)) with masked scores, over the last axis", atol=atol)
+        expect_close(out, ref_out, "out", hint="out = weights @ v", atol=atol)
+        # 4. gradients: finite, and none reaches v through a masked key
+        if outputs["grads"] is None:
+            raise CheckFailed("gradients do not flow.\nHint: use torch operations only (no .detach(), .numpy() or torch.no_grad())")
+        qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
+        (reference_sdpa(qg, kg, vg, mask).out * inputs["grad_out"]).sum().backward()
+        for name, got, ref in zip("qkv", outputs["grads"], (qg.grad, kg.grad, vg.grad)):
+            if got is None:
+                raise CheckFailed(f"no gradient reached {name}")
+            if not torch.isfinite(got).all():
+                raise CheckFailed(f"the gradient with respect to {name} contains NaN\nHint: fully masked rows must stay finite in the backward pass too")
+            expect_close(got, ref, f"gradient with respect to {name}", atol=atol)
+
+
+class MaskedAttentionFloat32Check(MaskedAttentionCheck):
+    """masked_attention in float32 with three heads."""
+
+    name = "ch6.masked_attention_float32"
+    dtype = torch.float32
+    heads = 3
+
+
+check_padding_mask = PaddingMaskCheck().as_function()
+check_padding_mask_other_pad_id = PaddingMaskOtherIdCheck().as_function()
+check_causal_mask = CausalMaskCheck().as_function()
+check_combined_mask = CombinedMaskCheck().as_function()
+check_masked_attention = MaskedAttentionCheck().as_function()
+check_masked_attention_float32 = MaskedAttentionFloat32Check().as_function()
