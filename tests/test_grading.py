@@ -34,7 +34,8 @@ import ch03_submissions as ch03  # noqa: E402
 
 ASSIGNMENTS = release.list_assignments()
 COURSE = [sys.executable, "-m", "course_lib.cli"]
-FIXTURE_LIMITS = Limits(cell_timeout=10, total_timeout=120, memory_mb=2048)
+# per-cell limit: generous for a loaded machine, short enough for the looping fixtures
+FIXTURE_LIMITS = Limits(cell_timeout=20, total_timeout=150, memory_mb=2048)
 
 
 def sources():

@@ -12,6 +12,8 @@ inherited by anything it forks:
 - no core dumps;
 - ``PR_SET_PDEATHSIG``: if the runner dies, the kernel is killed with it.
 
+It then imports torch and ``course_lib.checks`` (start-up time, not cell time).
+
 The runner additionally watches the resident memory of the kernel's whole
 process group and kills it past the cap (forked children each get their own
 ``RLIMIT_AS``), and kills the group on timeouts.
@@ -40,8 +42,23 @@ def apply_limits() -> None:
         pass
 
 
+def preload() -> None:
+    """Import torch and the checks before the first cell, so that time limits measure the learner's code.
+
+    (The import also happens before any learner code could alter the files.) A failure
+    here is left for the notebook's own import to report.
+    """
+    try:
+        import torch  # noqa: F401
+
+        import course_lib.checks  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def main() -> None:
     apply_limits()
+    preload()
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -46,7 +47,7 @@ RECORDINGS_ENV = "COURSE_GRADING_DIR"  # = course_lib.grading.recorder.ENV_VAR (
 
 KERNEL_NAME = "course-grading"
 #: seconds a kernel gets to answer after an interrupt before it is killed
-INTERRUPT_GRACE = 5
+INTERRUPT_GRACE = 10
 #: outputs kept per cell (characters); the rest is dropped with a note
 MAX_OUTPUT_CHARS = 200_000
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -141,7 +142,6 @@ async def _execute(job: dict, job_dir: Path) -> dict:
         replies[cell_index] = (execute_reply or {}).get("content", {})
 
     client.on_cell_executed = on_executed
-    deadline = time.monotonic() + float(job["total_timeout"])
     stop_reason: str | None = None
     pgid: int | None = None
     watchdog_hit = asyncio.Event()
@@ -163,6 +163,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
     watch = asyncio.ensure_future(watchdog()) if memory > 0 else None
     try:
         await client.async_start_new_kernel_client()
+        deadline = time.monotonic() + float(job["total_timeout"])  # execution time: kernel start-up not counted
         n = 0
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -176,7 +177,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
                 stop_reason = f"the submission's total time limit of {job['total_timeout']:g} s was reached"
                 cells[key] = {"status": "timeout", "reason": stop_reason}
                 continue
-            limit = max(1, int(min(float(job["cell_timeout"]), remaining)))
+            limit = max(1, math.ceil(min(float(job["cell_timeout"]), remaining)))  # nbclient wants whole seconds
             client.timeout = limit
             n += 1
             try:
