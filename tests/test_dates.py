@@ -161,3 +161,20 @@ def test_bad_inputs_raise():
         CharVocab("aa")
     with pytest.raises(ValueError, match="split"):
         load_date_task(100, 10).loader("valid")
+
+
+def test_bucketed_loader_trims_padding_and_covers_every_example(task):
+    loader = task.loader("train", batch_size=100, seed=0, bucket=True)
+    assert len(loader) == 30
+    seen, widths = 0, []
+    for src, tgt_in, tgt_out in loader:
+        lengths = (src != task.src_vocab.pad_id).sum(1)
+        assert src.shape[1] == int(lengths.max()), "each batch is cut to its longest source"
+        assert lengths.max() - lengths.min() <= 3, "a bucket holds sources of similar length"
+        seen += src.shape[0]
+        widths.append(src.shape[1])
+    assert seen == 3000
+    assert sum(widths) / len(widths) < 0.8 * task.max_src_len
+    first = [b[0] for b in task.loader("train", batch_size=100, seed=0, bucket=True)]
+    second = [b[0] for b in task.loader("train", batch_size=100, seed=0, bucket=True)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second)), "bucketing is deterministic by seed"

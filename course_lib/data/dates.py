@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader
 
 __all__ = [
     "CharVocab",
@@ -284,21 +284,67 @@ class DateTask:
         """Encode new human dates (e.g. typed by a reader): (N, S') with S' = the longest of them."""
         return self.src_vocab.encode_batch(texts)
 
-    def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool | None = None, seed: int = 0) -> DataLoader:
+    def loader(
+        self, split: str = "train", batch_size: int = 128, shuffle: bool | None = None, seed: int = 0, bucket: bool = False
+    ) -> DataLoader:
         """Batches of ``(src, tgt_in, tgt_out)``; shuffled (by ``seed``) for train, in order for test.
 
-        Whole batches are sliced out of the tensors at once (a ``BatchSampler``
-        as the sampler), which is much faster than collating example by example.
+        Whole batches are sliced out of the tensors at once (a batch sampler),
+        which is much faster than collating example by example. Iterating the
+        loader again gives a new (still seeded) order.
+
+        ``bucket=True`` groups sources of similar length into the same batch
+        and cuts each batch's ``src`` to its longest source: an RNN then runs
+        over fewer padded steps (about twice as fast here). The batch order is
+        still shuffled.
         """
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         data = self.train if split == "train" else self.test
-        dataset = TensorDataset(data.src, data.tgt_in, data.tgt_out)
         shuffle = split == "train" if shuffle is None else shuffle
-        base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(dataset)
-        return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None)
+        lengths = (data.src != self.src_vocab.pad_id).sum(dim=1)  # (N,)
+        sampler = _BatchOrder(lengths, batch_size, shuffle, bucket, torch.Generator().manual_seed(seed))
+        dataset = _SliceDataset(data.src, data.tgt_in, data.tgt_out, lengths if bucket else None)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
+
+
+class _BatchOrder:
+    """Yields lists of example indices, one list per batch (a DataLoader sampler)."""
+
+    def __init__(self, lengths: torch.Tensor, batch_size: int, shuffle: bool, bucket: bool, generator: torch.Generator):
+        self.lengths, self.batch_size, self.shuffle, self.bucket, self.generator = lengths, batch_size, shuffle, bucket, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.lengths)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.bucket:  # stable sort by length keeps the random order within equal lengths
+            order = order[torch.sort(self.lengths[order], stable=True).indices]
+        batches = list(order.split(self.batch_size))
+        if self.shuffle and self.bucket:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=self.generator).tolist()]
+        for batch in batches:
+            yield batch.tolist()
+
+
+class _SliceDataset(torch.utils.data.Dataset):
+    """Returns a whole batch for a list of indices; trims ``src`` to the batch's longest source if ``lengths``."""
+
+    def __init__(self, src, tgt_in, tgt_out, lengths: torch.Tensor | None):
+        self.src, self.tgt_in, self.tgt_out, self.lengths = src, tgt_in, tgt_out, lengths
+
+    def __len__(self) -> int:
+        return self.src.shape[0]
+
+    def __getitem__(self, index: list[int]):
+        src = self.src[index]  # (B, S)
+        if self.lengths is not None:
+            src = src[:, : int(self.lengths[index].max())]  # (B, S_batch): drop all-padding columns
+        return src, self.tgt_in[index], self.tgt_out[index]
 
 
 def _encode_split(pairs, src_vocab: CharVocab, tgt_vocab: CharVocab, S: int, T: int) -> DateSplit:
