@@ -42,6 +42,7 @@ __all__ = [
     "DecoderOutput",
     "Decoder",
     "AttentionDecoder",
+    "DecoderStepLayers",
     "Seq2SeqConfig",
     "Seq2Seq",
     "GreedyOutput",
@@ -244,6 +245,37 @@ class AttentionDecoder(nn.Module):
         context = weights @ enc.hs  # (B, T, S) @ (B, S, C) -> (B, T, C)
         attentional = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))  # (B, T, 2C) -> (B, T, C)
         return DecoderOutput(self.out(attentional), state, weights)  # (B, T, V)
+
+
+class DecoderStepLayers(nn.Module):
+    """The layers of ``AttentionDecoder`` for decoding ONE step at a time (GRUCell instead of GRU).
+
+    The assignment's ``attention_decoder_step`` uses them: embed y_{t-1}, one
+    ``cell`` step, dot-product attention of h_t over hs, then
+    ``out(tanh(combine([context; h_t])))``. ``from_decoder`` copies a trained
+    ``AttentionDecoder`` (dot score) so the step-by-step and parallel forms can
+    be compared.
+    """
+
+    def __init__(self, vocab_size: int, d_embed: int, d_hidden: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, d_embed)
+        self.cell = nn.GRUCell(d_embed, d_hidden)
+        self.combine = nn.Linear(2 * d_hidden, d_hidden)
+        self.out = nn.Linear(d_hidden, vocab_size)
+
+    @classmethod
+    def from_decoder(cls, decoder: "AttentionDecoder") -> "DecoderStepLayers":
+        """The same weights as ``decoder`` (a one-layer GRU's weights are a GRUCell's)."""
+        layers = cls(decoder.embed.num_embeddings, decoder.embed.embedding_dim, decoder.rnn.hidden_size)
+        layers = layers.to(decoder.embed.weight.dtype)
+        with torch.no_grad():
+            layers.embed.weight.copy_(decoder.embed.weight)
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(layers.cell, name).copy_(getattr(decoder.rnn, name + "_l0"))
+            layers.combine.load_state_dict(decoder.combine.state_dict())
+            layers.out.load_state_dict(decoder.out.state_dict())
+        return layers
 
 
 # --------------------------------------------------------------------------- 4. the whole model
