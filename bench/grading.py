@@ -48,7 +48,10 @@ def main() -> int:
             seconds = time.perf_counter() - start
             full = sum(r.points for r in run.rows) == sum(r.max_points for r in run.rows)
             if not (run.ok and full):
-                print(f"jobs={jobs}: the solution copies did not all get full marks")
+                print(f"jobs={jobs}: the solution copies did not all get full marks:")
+                for r in run.rows:
+                    if r.status != "passed":
+                        print(f"  {r.student} {r.grade_id}: {r.status} {r.message[:300]}")
                 return 1
             per_submission[jobs] = seconds / args.copies
             print(f"jobs={jobs}: {args.copies} notebooks in {seconds:.1f} s = {per_submission[jobs]:.2f} s per notebook")

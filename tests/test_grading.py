@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib.grading import grader, notebooks, release
+from course_lib.grading import grader, release
 from course_lib.grading.grader import Limits, Row, grade, write_gradebook
 from course_lib.grading.notebooks import (
     SourceError,

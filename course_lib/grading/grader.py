@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -42,7 +41,6 @@ import nbformat
 
 from course_lib.grading import recorder
 from course_lib.grading.notebooks import (
-    GRADER_TAG,
     Prepared,
     SourceError,
     SourceNotebook,

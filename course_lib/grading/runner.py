@@ -132,6 +132,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
         startup_timeout=120,
         iopub_timeout=4,
         record_timing=False,
+        shutdown_kernel="immediate",  # nothing to save: the kernel is killed, not asked to stop
         resources={"metadata": {"path": job["cwd"]}},
     )
     client._output_chars = {}
@@ -154,6 +155,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
                 kill_group(pgid)
                 return
 
+    started = time.monotonic()
     try:
         await km.start_kernel(cwd=job["cwd"])
     except Exception as err:  # noqa: BLE001
@@ -163,7 +165,9 @@ async def _execute(job: dict, job_dir: Path) -> dict:
     watch = asyncio.ensure_future(watchdog()) if memory > 0 else None
     try:
         await client.async_start_new_kernel_client()
-        deadline = time.monotonic() + float(job["total_timeout"])  # execution time: kernel start-up not counted
+        ready = time.monotonic()
+        print(f"[runner] kernel ready in {ready - started:.2f} s", file=sys.stderr, flush=True)
+        deadline = ready + float(job["total_timeout"])  # execution time: kernel start-up not counted
         n = 0
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -220,6 +224,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
                 stop_reason = f"not run: the kernel had died in cell {index}"
             if not stop_reason and not await km.is_alive():
                 stop_reason = f"not run: the kernel exited after cell {index}"
+        print(f"[runner] cells executed in {time.monotonic() - ready:.2f} s", file=sys.stderr, flush=True)
     finally:
         if watch:
             watch.cancel()
