@@ -96,3 +96,22 @@ def test_ch05_learned_fails_beyond_trained_length_sinusoidal_degrades_later():
     assert just_beyond["learned"] < 0.3, just_beyond  # at chance from the first unseen position
     assert just_beyond["sinusoidal"] > just_beyond["learned"] + 0.3, just_beyond  # keeps working a little
     assert acc["sinusoidal"][24:].mean().item() < 0.8  # ... and then degrades too ("not reliably")
+
+
+# ------------------------------------------------------------------ chapter 6: the causal guarantee is exact
+
+def test_ch06_causal_outputs_are_bit_for_bit_independent_of_the_future():
+    from course_lib.data.synthetic import TINY_CORPUS, WordVocab
+    from course_lib.masks import causal_mask
+
+    vocab = WordVocab.from_sentences(TINY_CORPUS)
+    torch.manual_seed(0)
+    lm = AttentionOnlyModel(ToyConfig(vocab_sizes=(len(vocab),), n_classes=len(vocab), d_model=32, n_heads=2, n_layers=2, max_len=16)).eval()
+    a = torch.tensor([vocab.encode("I am a cat")])
+    b = torch.tensor([vocab.encode("I am a student")])
+    with torch.no_grad():
+        la, lb = lm(a, causal_mask(6)).logits, lm(b, causal_mask(6)).logits
+        ua, ub = lm(a).logits, lm(b).logits
+    assert torch.equal(la[:, :4], lb[:, :4])  # "bit-for-bit the same"
+    assert not torch.allclose(la[:, 4], lb[:, 4])
+    assert all(not torch.allclose(ua[:, t], ub[:, t]) for t in range(4))  # without the mask every position changes

@@ -144,6 +144,8 @@ TINY_CORPUS: tuple[str, ...] = (
     "the dog is big",
     "I like cats",
     "she likes dogs",
+    "the small cat likes the big dog",
+    "cats are small",
 )
 
 
