@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.masks import causal_mask, combine_masks
 from course_lib.transformer import Encoder
 
 if TYPE_CHECKING:  # transformers is imported lazily: it is slow to import and only needed for parity
@@ -50,6 +51,7 @@ __all__ = [
     "MaskedLMOutput",
     "BertForPreTraining",
     "PreTrainingOutput",
+    "BertForCausalLM",
     "BertForSequenceClassification",
     "ClassifierOutput",
     "MaskedTokens",
@@ -65,6 +67,7 @@ __all__ = [
     "to_hf_state_dict",
     "count_parameters",
     "bert_parameter_count",
+    "fill_mask",
 ]
 
 IGNORE_INDEX = -100  # label of positions the loss skips (torch's cross_entropy default ignore_index)
@@ -253,6 +256,8 @@ class BertModel(nn.Module):
     """Embeddings -> L post-LN encoder layers (GELU FFN) -> optional pooler.
 
     Bidirectional: no causal mask, every token attends to every other real token.
+    ``causal=True`` adds chapter 6's causal mask, so token t sees only tokens 0..t:
+    the same network becomes a left-to-right (GPT-style) model, for comparison.
     ``attention_mask`` defaults to ``input_ids != pad_id`` (Hugging Face defaults to all ones).
 
     Shapes:
@@ -260,9 +265,10 @@ class BertModel(nn.Module):
         returns BertOutput(hidden (B, T, C), pooled (B, C) | None, attentions [L x (B, H, T, T)])
     """
 
-    def __init__(self, config: BertConfig, pooler: bool = True):
+    def __init__(self, config: BertConfig, pooler: bool = True, causal: bool = False):
         super().__init__()
         c = self.config = config
+        self.causal = causal
         self.embeddings = BertEmbeddings(c.vocab_size, c.d_model, c.max_len, c.n_segments, c.dropout, c.layer_norm_eps, c.pad_id)
         self.encoder = Encoder(
             c.n_layers, c.d_model, c.n_heads, c.d_ff, c.dropout, norm_first=False, activation="gelu", layer_norm_eps=c.layer_norm_eps
@@ -279,6 +285,8 @@ class BertModel(nn.Module):
     ) -> BertOutput:
         x = self.embeddings(input_ids, segment_ids)  # (B, T) -> (B, T, C)
         mask = _attention_mask(input_ids, attention_mask, self.config.pad_id)  # (B, 1, 1, T)
+        if self.causal:
+            mask = combine_masks(mask, causal_mask(input_ids.shape[1], device=input_ids.device))  # (B, 1, T, T)
         hidden, attentions = self.encoder(x, mask=mask, need_weights=need_weights)  # (B, T, C)
         pooled = self.pooler(hidden) if self.pooler is not None else None  # (B, C)
         return BertOutput(hidden, pooled, attentions)
@@ -361,6 +369,33 @@ class BertForMaskedLM(nn.Module):
         out = self.bert(input_ids, segment_ids, attention_mask, need_weights=need_weights)
         logits = self.mlm(out.hidden)  # (B, T, V)
         loss = _mlm_loss(logits, labels) if labels is not None else None
+        return MaskedLMOutput(logits, loss, out.attentions)
+
+
+class BertForCausalLM(nn.Module):
+    """The same layers with a causal mask, trained to predict the *next* token (GPT's objective).
+
+    Hugging Face's equivalent is ``BertLMHeadModel`` (``is_decoder=True``); the
+    state-dict keys are those of ``BertForMaskedLM``. Only the left context is
+    visible, so "[CLS] the [?]" must be guessed before "barks" has been read.
+
+    Shapes:
+        input_ids, segment_ids, attention_mask: (B, T)
+        returns MaskedLMOutput(logits (B, T, V): position t scores token t+1, loss (), attentions)
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, pooler=False, causal=True)
+        self.mlm = MaskedLMHead(config.d_model, self.bert.embeddings.word_embeddings, config.layer_norm_eps)
+        _init_weights(self.mlm.dense, config.init_std)
+
+    def forward(self, input_ids, segment_ids=None, attention_mask=None, need_weights: bool = False) -> MaskedLMOutput:
+        out = self.bert(input_ids, segment_ids, attention_mask, need_weights=need_weights)
+        logits = self.mlm(out.hidden)  # (B, T, V)
+        targets = input_ids[:, 1:].masked_fill(input_ids[:, 1:] == self.config.pad_id, IGNORE_INDEX)  # next tokens
+        loss = _mlm_loss(logits[:, :-1], targets)  # position t predicts token t+1
         return MaskedLMOutput(logits, loss, out.attentions)
 
 
@@ -614,8 +649,8 @@ def hf_key_map(n_layers: int, mlm: bool = True, pooler: bool = False, nsp: bool 
 
 
 def _model_parts(model: nn.Module) -> tuple[int, bool, bool, bool]:
-    if not isinstance(model, (BertForMaskedLM, BertForPreTraining)):
-        raise TypeError(f"expected a BertForMaskedLM or BertForPreTraining, got {type(model).__name__}")
+    if not isinstance(model, (BertForMaskedLM, BertForPreTraining, BertForCausalLM)):
+        raise TypeError(f"expected a BertForMaskedLM, BertForPreTraining or BertForCausalLM, got {type(model).__name__}")
     return model.config.n_layers, True, model.bert.pooler is not None, isinstance(model, BertForPreTraining)
 
 
@@ -704,3 +739,26 @@ def bert_parameter_count(config: BertConfig, pooler: bool = True) -> int:
     layer = 4 * (C * C + C) + (C * F_ + F_) + (F_ * C + C) + 2 * 2 * C
     return embeddings + c.n_layers * layer + (C * C + C if pooler else 0)
 
+
+
+@torch.no_grad()
+def fill_mask(model: nn.Module, tokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
+    """The ``k`` likeliest tokens, with probabilities, for every [MASK] in ``text``.
+
+    ``model`` is a BertForMaskedLM or BertForPreTraining; ``tokenizer`` a
+    ``course_lib.tokenization.Tokenizer``. The text is one segment: ``[CLS] text [SEP]``.
+    """
+    encoding = tokenizer.encode_pair(text)
+    ids = torch.tensor([encoding.ids])  # (1, T)
+    was_training = model.training
+    model.eval()
+    out = model(ids)
+    model.train(was_training)
+    logits = out.mlm_logits if hasattr(out, "mlm_logits") else out.logits  # (1, T, V)
+    positions = (ids[0] == tokenizer.mask_id).nonzero().flatten().tolist()
+    result = []
+    for t in positions:
+        probs = logits[0, t].softmax(-1)  # (V,)
+        top = probs.topk(k)
+        result.append([(tokenizer.convert_ids_to_tokens([i])[0], float(p)) for p, i in zip(top.values, top.indices)])
+    return result

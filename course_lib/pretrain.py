@@ -164,11 +164,12 @@ class PretrainingData:
     def n_tokens(self) -> int:
         return sum(len(s) for doc in self.documents for s in doc)
 
-    def batch(self, step: int, batch_size: int, nsp: bool = True, seed: int | None = None) -> Batch:
-        """The global batch of ``step``: NSP pairs, framed, padded, then 15% masked.
+    def batch(self, step: int, batch_size: int, nsp: bool = True, seed: int | None = None, p: float = 0.15) -> Batch:
+        """The global batch of ``step``: NSP pairs, framed, padded, then a share ``p`` masked.
 
         ``seed`` replaces the data seed, e.g. to draw evaluation batches from a stream
-        that training never uses.
+        that training never uses. ``nsp=False`` glues A and B into one segment;
+        ``p=0`` leaves every token in place (for a left-to-right model).
         """
         seed = self.seed if seed is None else seed
         rng = random.Random(f"batch-{seed}-{step}")
@@ -186,7 +187,7 @@ class PretrainingData:
         attention_mask = (input_ids != pad).long()
         generator = torch.Generator().manual_seed(1_000_003 * seed + step)
         special = special_tokens_mask(input_ids, self.tokenizer.special_ids)
-        masked = mask_tokens(input_ids, special, self.tokenizer.mask_id, self.tokenizer.vocab_size, generator=generator)
+        masked = mask_tokens(input_ids, special, self.tokenizer.mask_id, self.tokenizer.vocab_size, p=p, generator=generator)
         nsp_labels = torch.tensor([pair.label for pair in pairs], dtype=torch.long)
         return Batch(masked.inputs, segment_ids, attention_mask, masked.labels, nsp_labels)
 

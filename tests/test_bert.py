@@ -259,3 +259,21 @@ def test_nsp_pairs_respect_the_length_budget():
     for _ in range(100):
         a, b, _ = make_nsp_pair(docs, rng, max_tokens=40)
         assert len(a) + len(b) <= 40 and a and b
+
+
+def test_causal_lm_matches_transformers_lm_head_model():
+    from course_lib.bert import BertForCausalLM
+
+    hf = _perturb(transformers.BertLMHeadModel(to_hf_config(TINY, is_decoder=True))).eval()
+    ours = load_hf_state_dict(BertForCausalLM(TINY), hf.state_dict()).eval()
+    ids, segments, attention_mask = _inputs()
+    with torch.no_grad():
+        ref = hf(input_ids=ids, attention_mask=attention_mask, token_type_ids=segments)
+        out = ours(ids, segments, attention_mask)
+    torch.testing.assert_close(out.logits, ref.logits, atol=1e-5, rtol=1e-4)
+    # causal: changing a later token leaves earlier positions' logits unchanged
+    changed = ids.clone()
+    changed[:, 4] = 7
+    with torch.no_grad():
+        later = ours(changed, segments, attention_mask).logits
+    torch.testing.assert_close(later[:, :4], out.logits[:, :4])

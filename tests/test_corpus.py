@@ -102,3 +102,20 @@ def test_training_a_wordpiece_vocabulary(train):
     # with so few entries, frequent words stay whole and rarer ones are cut into ## pieces
     assert small.tokenize("the") == ["the"]
     assert any(len(small.tokenize(w)) > 1 for w in vocabulary([train]))
+
+
+def test_topic_task_splits_words_between_train_and_unseen_test():
+    from course_lib.data.corpus import TOPICS, topic_task
+
+    task = topic_task(200, 300)
+    assert len(task.train) == 200 and len(task.test_unseen) == len(task.test_seen) == 300
+    train_words = {w for ws in task.train_words.values() for w in ws}
+    unseen_words = {w for ws in task.unseen_words.values() for w in ws}
+    assert not train_words & unseen_words
+    for sentence, label in task.test_unseen:
+        words = set(sentence.split())
+        assert not words & train_words and words & set(task.unseen_words[TOPICS[label]])
+    for sentence, label in task.train:
+        assert set(sentence.split()) & set(task.train_words[TOPICS[label]])
+    assert {label for _, label in task.train} == {0, 1, 2}
+    assert topic_task(200, 300).train == task.train  # deterministic

@@ -31,6 +31,13 @@ colour) never appears in the training split. ``unseen_combinations()`` lists
 those sentences: they test whether a fact learnt in one phrasing is found in
 another.
 
+Fine-tuning task (``topic_task``): label a sentence by what it talks about,
+``animal``, ``fruit`` or ``job``, e.g. "rosa talks about the wolf ." -> animal. The
+templates are new (never in the stories), and the words are split in two: the
+labelled training sentences use half the animals, fruits and jobs, the test
+sentences only the other half. A model can only label "owl" correctly without
+ever having seen it labelled if pretraining put "owl" near "cat" and "dog".
+
 Licence: this module is MIT-licensed like the rest of course_lib. The text it
 generates is original (written by this program from the word lists below) and
 dedicated to the public domain (CC0 1.0).
@@ -50,6 +57,9 @@ __all__ = [
     "vocabulary",
     "NUMBERS",
     "WEEKDAYS",
+    "TOPICS",
+    "TopicTask",
+    "topic_task",
 ]
 
 Split = Literal["train", "heldout"]
@@ -324,3 +334,54 @@ def make_corpus(n_docs: int = 4000, split: Split = "train", seed: int = 0, world
 def vocabulary(corpora: Sequence[Corpus]) -> set[str]:
     """Every word (whitespace-separated) that occurs in the given corpora."""
     return {w for c in corpora for s in c.sentences() for w in s.split()}
+
+
+# --------------------------------------------------------------------------- fine-tuning task
+
+TOPICS = ("animal", "fruit", "job")
+TOPIC_TEMPLATES = (
+    "{p} likes the {x} .", "{p} talks about the {x} .", "{p} draws a {x} .",
+    "{p} thinks of the {x} .", "a picture of a {x} is on the wall .", "{p} reads a story about a {x} .",
+)  # fmt: skip
+
+
+@dataclass
+class TopicTask:
+    """Labelled sentences: ``train`` (words of ``train_words``), ``test_seen`` (new sentences, same
+    words) and ``test_unseen`` (words that no labelled sentence contains). Labels index ``TOPICS``."""
+
+    train: list[tuple[str, int]]
+    test_seen: list[tuple[str, int]]
+    test_unseen: list[tuple[str, int]]
+    train_words: dict[str, list[str]]
+    unseen_words: dict[str, list[str]]
+
+
+def topic_task(n_train: int = 300, n_test: int = 600, seed: int = 0) -> TopicTask:
+    """The chapter's fine-tuning task: which topic (animal / fruit / job) is a sentence about?"""
+    rng = random.Random(f"topic-{seed}")
+    words = {"animal": list(ANIMALS), "fruit": list(FRUIT), "job": list(JOB_PLACE)}
+    train_words, unseen_words = {}, {}
+    for topic in TOPICS:
+        shuffled = sorted(words[topic])
+        rng.shuffle(shuffled)
+        half = len(shuffled) // 2
+        train_words[topic], unseen_words[topic] = shuffled[:half], shuffled[half:]
+    names = FEMALE + MALE
+
+    def sentences(pool: dict[str, list[str]], n: int, stream: str) -> list[tuple[str, int]]:
+        r = random.Random(f"topic-{seed}-{stream}")
+        out = []
+        for _ in range(n):
+            label = r.randrange(len(TOPICS))
+            x = r.choice(pool[TOPICS[label]])
+            out.append((r.choice(TOPIC_TEMPLATES).format(p=r.choice(names), x=x), label))
+        return out
+
+    return TopicTask(
+        sentences(train_words, n_train, "train"),
+        sentences(train_words, n_test, "seen"),
+        sentences(unseen_words, n_test, "unseen"),
+        train_words,
+        unseen_words,
+    )
