@@ -1,0 +1,214 @@
+"""Every ch02 check passes on the right answer and fails, with the right hint, on planted mistakes."""
+
+import math
+
+import pytest
+import torch
+
+from course_lib.attention import cosine_score
+from course_lib.checks import (
+    CheckFailed,
+    check_cosine_scores,
+    check_cosine_scores_zero_vector,
+    check_cross_attention,
+    check_cross_attention_one_query,
+    check_qkv_projections,
+    check_qkv_projections_square,
+    check_self_attention,
+    check_self_attention_unbatched,
+)
+
+# --------------------------------------------------------------------------- (a) projections
+
+
+def qkv_ok(x, W_q, W_k, W_v):
+    return x @ W_q, x @ W_k, x @ W_v
+
+
+def qkv_swapped_kv(x, W_q, W_k, W_v):
+    return x @ W_q, x @ W_v, x @ W_k
+
+
+def qkv_transposed(x, W_q, W_k, W_v):
+    return x @ W_q.T, x @ W_k.T, x @ W_v.T
+
+
+def qkv_chapter1_style(x, W_q, W_k, W_v):  # keys and values are the inputs themselves
+    return x @ W_q, x, x
+
+
+def qkv_swapped_qk(x, W_q, W_k, W_v):
+    return x @ W_k, x @ W_q, x @ W_v
+
+
+def qkv_detached(x, W_q, W_k, W_v):
+    return tuple(t.detach() for t in qkv_ok(x, W_q, W_k, W_v))
+
+
+# --------------------------------------------------------------------------- (b), (d) attention
+
+
+def attend(q, k, v):
+    w = (q @ k.transpose(-2, -1)).softmax(-1)
+    return w @ v, w
+
+
+def self_ok(x, W_q, W_k, W_v):
+    return attend(x @ W_q, x @ W_k, x @ W_v)
+
+
+def self_scaled(x, W_q, W_k, W_v):
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    return w @ v, w
+
+
+def self_wrong_axis(x, W_q, W_k, W_v):
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    w = (q @ k.transpose(-2, -1)).softmax(-2)
+    return w @ v, w
+
+
+def self_transposes_q(x, W_q, W_k, W_v):
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    w = (q.transpose(-2, -1) @ k).softmax(-1)  # (D, D): the wrong tensor transposed
+    return w, w
+
+
+def self_fixed_axes(x, W_q, W_k, W_v):  # right for (B, T, C), fails on an unbatched (T, C) sentence
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    w = (q @ k.transpose(1, 2)).softmax(-1)
+    return w @ v, w
+
+
+def self_q_q(x, W_q, W_k, W_v):
+    q, v = x @ W_q, x @ W_v
+    return attend(q, q, v)
+
+
+def self_sums_inputs(x, W_q, W_k, W_v):
+    _, w = self_ok(x, W_q, W_k, W_v)
+    return w @ x, w
+
+
+def cross_ok(x_dec, x_enc, W_q, W_k, W_v):
+    return attend(x_dec @ W_q, x_enc @ W_k, x_enc @ W_v)
+
+
+def cross_is_self_attention(x_dec, x_enc, W_q, W_k, W_v):
+    return attend(x_dec @ W_q, x_dec @ W_k, x_dec @ W_v)
+
+
+def cross_queries_from_encoder(x_dec, x_enc, W_q, W_k, W_v):
+    return attend(x_enc @ W_q, x_dec @ W_k, x_dec @ W_v)
+
+
+def cross_values_from_decoder_last(x_dec, x_enc, W_q, W_k, W_v):
+    """Values taken from the decoder, padded/cut to the source length: the output is wrong."""
+    v = (x_dec @ W_v)[:, :1].expand(-1, x_enc.shape[1], -1)
+    _, w = cross_ok(x_dec, x_enc, W_q, W_k, W_v)
+    return w @ v, w
+
+
+def cross_scaled(x_dec, x_enc, W_q, W_k, W_v):
+    q, k, v = x_dec @ W_q, x_enc @ W_k, x_enc @ W_v
+    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
+    return w @ v, w
+
+
+# --------------------------------------------------------------------------- (c) cosine
+
+
+def cosine_ok(q, k):
+    return cosine_score(q, k)
+
+
+def cosine_plain_dot(q, k):
+    return q @ k.transpose(-2, -1)
+
+
+def cosine_only_k(q, k):
+    return q @ (k / k.norm(dim=-1, keepdim=True)).transpose(-2, -1)
+
+
+def cosine_wrong_norm_axis(q, k):
+    return (q / q.norm(dim=-2, keepdim=True)) @ (k / k.norm(dim=-2, keepdim=True)).transpose(-2, -1)
+
+
+def cosine_no_eps(q, k):
+    return (q / q.norm(dim=-1, keepdim=True)) @ (k / k.norm(dim=-1, keepdim=True)).transpose(-2, -1)
+
+
+def cosine_torch_builtin(q, k):  # right: F.cosine_similarity with broadcasting
+    return torch.nn.functional.cosine_similarity(q.unsqueeze(-2), k.unsqueeze(-3), dim=-1)
+
+
+CASES = [
+    (check_qkv_projections, qkv_ok, [
+        (qkv_swapped_kv, "k = x @ W_k"),
+        (qkv_transposed, "raised RuntimeError"),
+        (qkv_chapter1_style, "expected shape"),
+        (qkv_swapped_qk, "two projections are swapped"),
+        (qkv_detached, "gradients do not flow"),
+    ]),
+    (check_qkv_projections_square, qkv_ok, [
+        (qkv_transposed, "not x @ W.T"),
+        (qkv_chapter1_style, "chapter 1's hs"),
+    ]),
+    (check_self_attention, self_ok, [
+        (self_scaled, "no scale yet"),
+        (self_wrong_axis, "wrong axis"),
+        (self_transposes_q, "Transpose k's last two axes"),
+        (self_q_q, "compared the queries with themselves"),
+        (self_sums_inputs, "not weights @ x"),
+    ]),
+    (check_self_attention_unbatched, self_ok, [
+        (self_fixed_axes, "raised"),
+        (self_wrong_axis, "wrong axis"),
+    ]),
+    (check_cosine_scores, cosine_ok, [
+        (cosine_plain_dot, "plain dot product"),
+        (cosine_only_k, "BOTH q and k"),
+        (cosine_wrong_norm_axis, "norm over its features"),
+    ]),
+    (check_cosine_scores_zero_vector, cosine_ok, [
+        (cosine_no_eps, "NaN"),
+        (cosine_plain_dot, "values differ"),
+    ]),
+    (check_cross_attention, cross_ok, [
+        (cross_is_self_attention, "keys (and values) come from the ENCODER"),
+        (cross_queries_from_encoder, "another order"),
+        (cross_values_from_decoder_last, "values come from the encoder"),
+        (cross_scaled, "no scale yet"),
+    ]),
+    (check_cross_attention_one_query, cross_ok, [
+        (cross_is_self_attention, "expected shape"),
+        (cross_scaled, "no scale yet"),
+    ]),
+]
+
+
+@pytest.mark.parametrize("check, right", [(c, r) for c, r, _ in CASES], ids=[c.__name__ for c, _, _ in CASES])
+def test_check_passes_on_the_right_answer(check, right, capsys):
+    check(right)
+    assert "\u2714" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "check, wrong, phrase",
+    [(c, w, p) for c, _, wrongs in CASES for w, p in wrongs],
+    ids=[f"{c.__name__}-{i}" for c, _, wrongs in CASES for i, _ in enumerate(wrongs)],
+)
+def test_check_fails_with_a_hint(check, wrong, phrase):
+    with pytest.raises(CheckFailed) as info:
+        check(wrong)
+    assert phrase in str(info.value), f"hint missing: {phrase!r} not in {str(info.value)!r}"
+
+
+def test_each_check_has_at_least_two_planted_mistakes():
+    for check, _, wrongs in CASES:
+        assert len(wrongs) >= 2, check.__name__
+
+
+def test_torch_builtin_cosine_is_accepted():
+    check_cosine_scores(cosine_torch_builtin)
