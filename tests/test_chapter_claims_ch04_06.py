@@ -115,3 +115,24 @@ def test_ch06_causal_outputs_are_bit_for_bit_independent_of_the_future():
     assert torch.equal(la[:, :4], lb[:, :4])  # "bit-for-bit the same"
     assert not torch.allclose(la[:, 4], lb[:, 4])
     assert all(not torch.allclose(ua[:, t], ub[:, t]) for t in range(4))  # without the mask every position changes
+
+
+# ------------------------------------------------------------------ chapter 4: the inline per-head loop equals course_lib
+
+def test_ch04_per_head_loop_equals_multi_head_attention():
+    """Chapter 4's `multi_head_loop` (cell `inline_vs_lib`): the formula head by head."""
+    from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
+
+    mha = MultiHeadAttention(12, 3).double().eval()
+    query, memory = torch.randn(3, 5, 12, dtype=torch.float64), torch.randn(3, 7, 12, dtype=torch.float64)
+    D = mha.d_head
+    heads = []
+    for i in range(mha.n_heads):
+        rows = slice(i * D, (i + 1) * D)
+        q_i = query @ mha.q_proj.weight[rows].T + mha.q_proj.bias[rows]
+        k_i = memory @ mha.k_proj.weight[rows].T + mha.k_proj.bias[rows]
+        v_i = memory @ mha.v_proj.weight[rows].T + mha.v_proj.bias[rows]
+        heads.append(scaled_dot_product_attention(q_i, k_i, v_i).out)
+    looped = mha.out_proj(torch.cat(heads, dim=-1))
+    with torch.no_grad():
+        torch.testing.assert_close(looped.detach(), mha(query, memory, memory).out)
