@@ -15,7 +15,8 @@ Read top-down:
        and ``AttentionDecoder`` (Luong et al. 2015, "global" attention on the
        *current* state h_t, with a pluggable score: dot, general, additive, concat).
     4. ``Seq2Seq``: forward with teacher forcing, and greedy decoding.
-    5. ``translate`` and ``exact_match_accuracy`` (training: ``course_lib.train.fit``).
+    5. ``translate``, ``exact_match_accuracy`` and ``train_seq2seq`` (the shared
+       ``course_lib.train.train_epoch`` with test-accuracy checkpoints within each epoch).
 
 Masks: ``src_mask`` is (B, S) bool, True = a real source character (may attend),
 False = padding; course_lib's convention (see ``course_lib.masks``).
@@ -23,7 +24,9 @@ False = padding; course_lib's convention (see ``course_lib.masks``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import time
+from dataclasses import dataclass, field
 from typing import NamedTuple, Sequence
 
 import torch
@@ -48,6 +51,8 @@ __all__ = [
     "GreedyOutput",
     "translate",
     "exact_match_accuracy",
+    "TrainingCurve",
+    "train_seq2seq",
 ]
 
 SCORES = ("dot", "general", "additive", "concat")
@@ -352,9 +357,9 @@ class Seq2Seq(nn.Module):
         return GreedyOutput(torch.cat(tokens, dim=1), torch.cat(weights, dim=1) if weights else None)
 
 
-# --------------------------------------------------------------------------- 5. evaluation
-# Training uses the shared loop of ``course_lib.train`` (``fit``), which takes any
-# model(src, tgt_in) -> logits; here only what is specific to decoding strings.
+# --------------------------------------------------------------------------- 5. evaluation and training
+# The optimisation step is the shared one of ``course_lib.train`` (``train_epoch``, which
+# takes any model(src, tgt_in) -> logits); here what is specific to decoding strings.
 
 
 def translate(model: Seq2Seq, src: torch.Tensor, tgt_vocab, max_len: int, batch_size: int = 1000) -> list[str]:
@@ -374,3 +379,83 @@ def exact_match_accuracy(model: Seq2Seq, src: torch.Tensor, targets: Sequence[st
     from course_lib.data.dates import exact_match
 
     return exact_match(translate(model, src, tgt_vocab, max_len), targets)
+
+
+@dataclass
+class TrainingCurve:
+    """What ``train_seq2seq`` measured. ``epoch`` is fractional (0.25 = a quarter pass)."""
+
+    epoch: list[float] = field(default_factory=list)  # where each checkpoint was taken
+    accuracy: list[float] = field(default_factory=list)  # exact match on the evaluated test examples
+    train_loss: list[float] = field(default_factory=list)  # mean training loss since the previous checkpoint
+    train_seconds: list[float] = field(default_factory=list)  # cumulative time in training steps (evaluation excluded)
+    n_eval: int = 0  # how many test examples each checkpoint decodes
+
+    def first_reaching(self, target: float) -> tuple[float, float] | None:
+        """(epoch, training seconds) of the first checkpoint with accuracy >= target, or None."""
+        for epoch, acc, seconds in zip(self.epoch, self.accuracy, self.train_seconds):
+            if acc >= target:
+                return epoch, seconds
+        return None
+
+
+def train_seq2seq(
+    model: Seq2Seq,
+    task,
+    epochs: int = 2,
+    batch_size: int = 256,
+    lr: float = 1e-2,
+    checkpoints_per_epoch: int = 4,
+    n_eval: int | None = 1000,
+    seed: int = 0,
+    desc: str = "training",
+    stop_at: float | None = None,
+    progress: bool = True,
+) -> TrainingCurve:
+    """Adam with a one-cycle learning rate (warm up, then anneal to ~0 at the end of ``epochs``),
+    teacher forcing, and a test exact-match checkpoint ``checkpoints_per_epoch`` times per epoch.
+
+    ``task`` is a ``course_lib.data.dates.DateTask``; each checkpoint greedily decodes the first
+    ``n_eval`` test sources (None = the whole test split). Training stops early once the accuracy
+    reaches ``stop_at`` (if given). One tqdm bar counts the optimizer steps.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.train import train_epoch
+
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if not isinstance(checkpoints_per_epoch, int) or checkpoints_per_epoch < 1:
+        raise ValueError(f"checkpoints_per_epoch must be a positive int, got {checkpoints_per_epoch!r}")
+    loader = task.loader("train", batch_size, seed=seed)
+    steps_per_epoch = len(loader)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
+    src = task.test.src if n_eval is None else task.test.src[:n_eval]
+    targets = task.test.targets[: src.shape[0]]
+    curve = TrainingCurve(n_eval=src.shape[0])
+    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress)
+    elapsed = 0.0
+    try:
+        for epoch in range(epochs):
+            batches = list(loader)  # one shuffled pass, cut into equal parts between checkpoints
+            per_part = math.ceil(len(batches) / checkpoints_per_epoch)
+            for part in range(checkpoints_per_epoch):
+                chunk = batches[part * per_part : (part + 1) * per_part]
+                if not chunk:
+                    continue
+                start = time.perf_counter()
+                result = train_epoch(model, chunk, optimizer, scheduler, label_smoothing=0.0,
+                                     pad_id=model.config.pad_id, progress=bar)  # fmt: skip
+                elapsed += time.perf_counter() - start
+                accuracy = exact_match_accuracy(model, src, targets, task.tgt_vocab, task.max_tgt_len)
+                curve.epoch.append(epoch + min(1.0, (part + 1) * per_part / len(batches)))
+                curve.accuracy.append(accuracy)
+                curve.train_loss.append(result.loss)
+                curve.train_seconds.append(elapsed)
+                bar.set_postfix(loss=f"{result.loss:.3f}", exact_match=f"{accuracy:.3f}")
+                if stop_at is not None and accuracy >= stop_at:
+                    return curve
+    finally:
+        bar.close()
+    return curve

@@ -195,3 +195,45 @@ def test_a_few_steps_of_training_learn_the_date_task():
     acc = exact_match_accuracy(model, task.test.src, task.test.targets, task.tgt_vocab, task.max_tgt_len)
     assert 0.0 <= acc <= 1.0
     assert len(translate(model, task.test.src[:5], task.tgt_vocab, 4)) == 5
+
+
+def test_step_layers_from_decoder_match_the_parallel_decoder():
+    """Decoding one step at a time with a GRUCell equals the teacher-forced parallel decoder."""
+    from course_lib.seq2seq import DecoderStepLayers
+
+    torch.manual_seed(0)
+    enc, dec = Encoder(V_SRC, E, C), AttentionDecoder(V_TGT, E, C, score="dot")
+    enc_out = enc(padded_src())
+    tgt_in = torch.randint(0, V_TGT, (B, T))
+    ref = dec(tgt_in, enc_out)
+    layers = DecoderStepLayers.from_decoder(dec)
+    h = enc_out.h_last
+    for t in range(T):
+        h = layers.cell(layers.embed(tgt_in[:, t]), h)
+        context, weights = attention_context(h, enc_out.hs, enc_out.mask)
+        logits = layers.out(torch.tanh(layers.combine(torch.cat([context, h], dim=-1))))
+        torch.testing.assert_close(logits, ref.logits[:, t])
+        torch.testing.assert_close(weights, ref.weights[:, t])
+
+
+def test_train_seq2seq_curve_and_early_stop():
+    from course_lib.data.dates import load_date_task
+    from course_lib.seq2seq import train_seq2seq
+
+    task = load_date_task(n_train=256, n_test=32, seed=0)
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(len(task.src_vocab), len(task.tgt_vocab), d_embed=8, d_hidden=16))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        curve = train_seq2seq(model, task, epochs=2, batch_size=64, checkpoints_per_epoch=2, n_eval=None, progress=False)
+        assert curve.epoch == [0.5, 1.0, 1.5, 2.0] and curve.n_eval == 32
+        assert all(0.0 <= a <= 1.0 for a in curve.accuracy)
+        assert curve.train_seconds == sorted(curve.train_seconds)
+        assert curve.first_reaching(2.0) is None
+        stopped = train_seq2seq(model, task, epochs=2, batch_size=64, checkpoints_per_epoch=2, stop_at=0.0, progress=False)
+        assert stopped.epoch == [0.5] and stopped.first_reaching(0.0) == (0.5, stopped.train_seconds[0])
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match="epochs"):
+        train_seq2seq(model, task, epochs=0)
