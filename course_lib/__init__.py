@@ -5,13 +5,15 @@ Organised by concept, not by chapter. Where each chapter's code lives:
     ch. 1 seq2seq and attention   data.dates, seq2seq, attention (score functions)
     ch. 2 query, key, value       attention
     ch. 3 scaled dot-product      attention.scaled_dot_product_attention
-    ch. 4 multi-head attention    attention.MultiHeadAttention, split_heads, merge_heads
-    ch. 5 positional encoding     positional
-    ch. 6 masking                 masks
+    ch. 4 multi-head attention    attention.MultiHeadAttention, split_heads, merge_heads,
+                                  data.synthetic, toy_models
+    ch. 5 positional encoding     positional (table checker, mistake catalogue)
+    ch. 6 masking                 masks, toy_models
     ch. 7 the Transformer         transformer, train
-    ch. 8 BERT                    bert, data (corpus, tokenizer)
+    ch. 8 BERT                    bert, pretrain, tokenization, data.corpus
     exercises                     checks (instant feedback), grading (the grader)
-    figures                       plotting
+    figures                       plotting, viz (bertviz, offline)
+    the book                      book, book_assets, sphinxext
 
 Dimension legend used throughout: B batch, T query length, S key length,
 C d_model, H heads, D head dim, V vocabulary size.
