@@ -127,17 +127,17 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps
 
 @dataclass
 class History:
-    """One entry per epoch: what ``fit`` measured, ready to plot.
+    """One entry per checkpoint (each epoch, or every ``eval_every`` steps): what ``fit`` measured, ready to plot.
 
     ``train_time`` is cumulative seconds spent in training steps (evaluation
     excluded), so curves of different models compare on the same clock;
     ``metrics`` holds whatever ``eval_fn`` returned (e.g. "exact_match").
     """
 
-    epoch: list[int] = field(default_factory=list)
+    epoch: list[float] = field(default_factory=list)  # passes over the data so far (0.25 = a quarter)
     step: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)  # teacher-forced next-token accuracy
+    train_loss: list[float] = field(default_factory=list)  # mean since the previous checkpoint
+    train_accuracy: list[float] = field(default_factory=list)  # teacher-forced next-token accuracy, idem
     train_time: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
@@ -220,19 +220,23 @@ def fit(
     pad_id: int | None = 0,
     clip_norm: float | None = 1.0,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
     stop_when: Callable[[dict[str, float]], bool] | None = None,
     desc: str = "training",
     progress: bool = True,
 ) -> History:
     """Train for ``epochs`` passes over ``train_batches`` (re-iterated each epoch) with one tqdm bar.
 
-    After each epoch ``eval_fn(model)`` (if given) returns metrics, e.g.
-    ``{"exact_match": 0.97}``, stored in ``History.metrics``; training stops
-    early once ``stop_when(metrics)`` is true. Evaluation time is not counted in
-    ``History.train_time``.
+    A checkpoint closes every ``eval_every`` optimizer steps (default: once per
+    epoch) and at the end of each epoch: it appends one entry to the History, with
+    ``eval_fn(model)``'s metrics (e.g. ``{"exact_match": 0.97}``) if given. Training
+    stops early once ``stop_when(metrics)`` is true. ``History.train_time`` leaves
+    evaluation out; ``History.epoch`` is fractional (0.25 = a quarter pass).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    if eval_every is not None and (isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1):
+        raise ValueError(f"eval_every must be a positive int (optimizer steps) or None, got {eval_every!r}")
     try:
         steps_per_epoch = len(train_batches)  # type: ignore[arg-type]
     except TypeError:
@@ -241,28 +245,32 @@ def fit(
     bar = tqdm(total=None if steps_per_epoch is None else epochs * steps_per_epoch, desc=desc, disable=not progress)
     elapsed, steps = 0.0, 0
     try:
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            loss, accuracy, n_steps = train_epoch(
-                model, train_batches, optimizer, scheduler,
-                label_smoothing=label_smoothing, pad_id=pad_id, clip_norm=clip_norm, progress=bar,
-            )  # fmt: skip
-            elapsed += time.perf_counter() - start
-            steps += n_steps
-            history.epoch.append(epoch)
-            history.step.append(steps)
-            history.train_loss.append(loss)
-            history.train_accuracy.append(accuracy)
-            history.train_time.append(elapsed)
-            history.lr.append(optimizer.param_groups[0]["lr"])
-            metrics = eval_fn(model) if eval_fn is not None else {}
-            for name, value in metrics.items():
-                history.metrics.setdefault(name, []).append(float(value))
-            bar.set_postfix({"loss": f"{loss:.3f}", **{k: f"{v:.3f}" for k, v in metrics.items()}})
-            if stop_when is not None and stop_when(metrics):
-                break
+        for epoch in range(epochs):
+            batches = list(train_batches)  # one (shuffled) pass, cut into chunks between checkpoints
+            chunk_size = eval_every or max(1, len(batches))
+            for first in range(0, len(batches), chunk_size):
+                chunk = batches[first : first + chunk_size]
+                start = time.perf_counter()
+                loss, accuracy, n_steps = train_epoch(
+                    model, chunk, optimizer, scheduler,
+                    label_smoothing=label_smoothing, pad_id=pad_id, clip_norm=clip_norm, progress=bar,
+                )  # fmt: skip
+                elapsed += time.perf_counter() - start
+                steps += n_steps
+                history.epoch.append(epoch + (first + len(chunk)) / len(batches))
+                history.step.append(steps)
+                history.train_loss.append(loss)
+                history.train_accuracy.append(accuracy)
+                history.train_time.append(elapsed)
+                history.lr.append(optimizer.param_groups[0]["lr"])
+                metrics = eval_fn(model) if eval_fn is not None else {}
+                for name, value in metrics.items():
+                    history.metrics.setdefault(name, []).append(float(value))
+                bar.set_postfix({"loss": f"{loss:.3f}", **{k: f"{v:.3f}" for k, v in metrics.items()}})
+                if not math.isfinite(loss):
+                    raise FloatingPointError(f"training diverged: the loss is {loss} (try a smaller lr scale or more warmup)")
+                if stop_when is not None and stop_when(metrics):
+                    return history
     finally:
         bar.close()
-    if not math.isfinite(history.train_loss[-1]):
-        raise FloatingPointError(f"training diverged: the loss is {history.train_loss[-1]} (try a smaller lr scale or more warmup)")
     return history

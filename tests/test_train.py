@@ -167,6 +167,20 @@ def test_decoding_starts_with_the_training_start_token(trained_copy_model):
     assert not torch.equal(wrong[:, 1:], tgt_out)
 
 
+def test_fit_checkpoints_every_n_steps():
+    seed_everything(0)
+    model = Transformer(TransformerConfig(src_vocab_size=V, tgt_vocab_size=V, d_model=8, n_heads=2, d_ff=8, n_encoder_layers=1, n_decoder_layers=1, dropout=0.0))
+    calls = []
+    history = fit(model, copy_batches(10, batch_size=4), paper_adam(model.parameters()), epochs=2, eval_every=4,
+                  eval_fn=lambda m: calls.append(1) or {"n": len(calls)}, progress=False)  # fmt: skip
+    assert history.step == [4, 8, 10, 14, 18, 20]
+    assert history.epoch == pytest.approx([0.4, 0.8, 1.0, 1.4, 1.8, 2.0])
+    assert history.metrics["n"] == [1, 2, 3, 4, 5, 6]
+    stopped = fit(model, copy_batches(10, batch_size=4), paper_adam(model.parameters()), epochs=3, eval_every=3,
+                  eval_fn=lambda m: {"x": 1.0}, stop_when=lambda m: True, progress=False)  # fmt: skip
+    assert stopped.step == [3]
+
+
 def test_fit_validates():
     with pytest.raises(ValueError, match="epochs"):
         fit(nn.Linear(1, 1), [], torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), epochs=0)
