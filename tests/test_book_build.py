@@ -16,10 +16,18 @@ def test_every_toc_page_is_built(page):
     assert (HTML / f"{page}.html").exists(), f"{page}.html missing from the built book"
 
 
+# The budgets are for an idle 2-core machine; wall time on a shared CI machine varies, so the
+# hard limit allows 50% over the budget. The terminal summary prints every time next to its
+# budget, so a chapter creeping over its budget is visible long before it fails.
+NOISE_FACTOR = 1.5
+
+
 @pytest.mark.parametrize("chapter", sorted(CHAPTER_BUDGET_S))
 def test_chapter_executed_within_budget(chapter):
     times = chapter_execution_seconds()
     assert chapter in times, f"no execution record for {chapter} in _build/.jupyter_cache"
     budget = CHAPTER_BUDGET_S[chapter]
     print(f"{chapter}: {times[chapter]:.1f} s (budget {budget} s)")
-    assert times[chapter] <= budget, f"{chapter} took {times[chapter]:.1f} s to execute, over its {budget} s budget"
+    assert times[chapter] <= budget * NOISE_FACTOR, (
+        f"{chapter} took {times[chapter]:.1f} s to execute, over its {budget} s budget (x{NOISE_FACTOR} for machine noise)"
+    )
