@@ -24,6 +24,8 @@ NOISE_FACTOR = 1.5
 
 @pytest.mark.parametrize("chapter", sorted(CHAPTER_BUDGET_S))
 def test_chapter_executed_within_budget(chapter):
+    if "This chapter is being written." in (ROOT / "chapters" / f"{chapter}.ipynb").read_text():
+        pytest.skip(f"{chapter} is still a placeholder")  # identical placeholders share one cache record
     times = chapter_execution_seconds()
     assert chapter in times, f"no execution record for {chapter} in _build/.jupyter_cache"
     budget = CHAPTER_BUDGET_S[chapter]
