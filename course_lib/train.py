@@ -33,6 +33,7 @@ __all__ = [
     "transformer_lr_schedule",
     "paper_adam",
     "label_smoothed_cross_entropy",
+    "TrimPadding",
     "History",
     "EpochResult",
     "train_epoch",
@@ -123,6 +124,26 @@ def label_smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps
 
 
 # --------------------------------------------------------------------------- the loop
+
+
+class TrimPadding:
+    """Wrap a re-iterable of (src, tgt_in, tgt_out) batches; cut each batch's source to its longest row.
+
+    Datasets pad every source to the longest in the whole split; a batch of short
+    dates need not pay for attention over columns that are padding in every row.
+    The model's output is unchanged (padded keys are masked anyway), only faster.
+    """
+
+    def __init__(self, batches: Iterable[Batch], pad_id: int = 0):
+        self.batches, self.pad_id = batches, pad_id
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self):
+        for src, tgt_in, tgt_out in self.batches:
+            longest = int((src != self.pad_id).sum(dim=1).max())  # right padding: real tokens come first
+            yield src[:, :longest], tgt_in, tgt_out
 
 
 @dataclass

@@ -181,6 +181,16 @@ def test_fit_checkpoints_every_n_steps():
     assert stopped.step == [3]
 
 
+def test_trim_padding_cuts_all_pad_columns_only():
+    from course_lib.train import TrimPadding
+
+    src = torch.tensor([[5, 6, 0, 0, 0], [7, 0, 0, 0, 0]])
+    tgt = torch.tensor([[1, 3], [1, 4]])
+    (got,) = list(TrimPadding([(src, tgt, tgt)], pad_id=0))
+    assert got[0].tolist() == [[5, 6], [7, 0]] and got[1] is tgt
+    assert len(TrimPadding([(src, tgt, tgt)] * 3)) == 3
+
+
 def test_fit_validates():
     with pytest.raises(ValueError, match="epochs"):
         fit(nn.Linear(1, 1), [], torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1), epochs=0)

@@ -401,3 +401,17 @@ def test_wide_beam_is_exhaustive_search():
             best, best_score = tokens[i].tolist(), float(scores[i])
     beam = beam_search(model, src, start_id=1, eos_id=eos, max_new_tokens=steps, beam_size=len(candidates), alpha=alpha)
     assert beam[0].tolist()[: len(best)] == best
+
+
+def test_date_task_decoding_starts_with_the_training_start_token():
+    """The date task's decoder inputs begin with <bos>; decoding with tgt_vocab.bos_id starts the same way
+    (the tutorial bug this guards against: training on one first token, decoding from another)."""
+    from course_lib.data.dates import load_date_task
+
+    task = load_date_task(n_train=20, n_test=5, seed=0)
+    bos = task.tgt_vocab.bos_id
+    assert (task.train.tgt_in[:, 0] == bos).all() and (task.test.tgt_in[:, 0] == bos).all()
+    torch.testing.assert_close(task.train.tgt_in[:, 1:], task.train.tgt_out[:, :-1].masked_fill(task.train.tgt_out[:, :-1] == task.tgt_vocab.eos_id, 0))
+    cfg = small_config(src_vocab_size=len(task.src_vocab), tgt_vocab_size=len(task.tgt_vocab), pad_id=task.src_vocab.pad_id)
+    out = greedy_decode(Transformer(cfg), task.test.src, bos, task.tgt_vocab.eos_id, task.max_tgt_len)
+    torch.testing.assert_close(out[:, 0], task.test.tgt_in[:, 0])
