@@ -66,13 +66,13 @@ Split = Literal["train", "heldout"]
 
 # --------------------------------------------------------------------------- the word lists
 
-FEMALE = ["anna", "maria", "sofia", "emma", "lucy", "nora", "clara", "julia", "rosa", "mia", "eva", "lily", "hana", "ines", "olga"]
-MALE = ["tom", "ben", "leo", "max", "sam", "omar", "ivan", "paul", "hugo", "kenji", "luis", "noah", "felix", "adam", "yuri"]
+FEMALE = ["anna", "maria", "sofia", "emma", "lucy", "mia"]
+MALE = ["tom", "ben", "leo", "omar", "kenji", "paul"]
 
 CITY_COUNTRY = {
     "paris": "france", "rome": "italy", "tokyo": "japan", "berlin": "germany", "madrid": "spain",
     "london": "england", "cairo": "egypt", "lima": "peru", "oslo": "norway", "delhi": "india",
-    "seoul": "korea", "lisbon": "portugal", "athens": "greece", "vienna": "austria", "dublin": "ireland",
+    "seoul": "korea", "athens": "greece",
 }  # fmt: skip
 
 JOB_PLACE = {
@@ -155,11 +155,11 @@ class World:
         rng = random.Random(f"world-{self.world_seed}")
         cities, jobs = list(CITY_COUNTRY), list(JOB_PLACE)
         names = [(n, True) for n in FEMALE] + [(n, False) for n in MALE]
-        # every city gets two residents, so "who lives in paris?" has two right answers, not one
-        city_slots = cities * 2
-        rng.shuffle(city_slots)
+        # one person per city and per job, so "[MASK] lives in paris" has one right answer
+        rng.shuffle(cities)
+        rng.shuffle(jobs)
         self.people = {
-            name: Person(name, female, city_slots[i], rng.choice(jobs), rng.choice(PETS))
+            name: Person(name, female, cities[i], jobs[i], rng.choice(PETS))
             for i, (name, female) in enumerate(names)
         }
         self.reserved_lives = {name: rng.randrange(len(LIVES_TEMPLATES)) for name in self.people}
