@@ -31,12 +31,12 @@ def run(epochs: int) -> None:
     torch.manual_seed(SETTINGS["seed"])
     config = Seq2SeqConfig(len(task.src_vocab), len(task.tgt_vocab), SETTINGS["d_embed"], SETTINGS["d_hidden"], SETTINGS["attention"])
     model = Seq2Seq(config)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     curve = train_seq2seq(
         model, task, epochs=epochs, batch_size=SETTINGS["batch_size"], lr=SETTINGS["lr"],
         checkpoints_per_epoch=4, n_eval=None, seed=SETTINGS["seed"], desc=f"budget {epochs} epochs",
     )  # fmt: skip
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(f"\nbudget {epochs} epochs (one-cycle lr over the budget), {len(task.train)} train / {len(task.test)} test examples")
     print(f"  checkpoints (epoch: exact match on all {curve.n_eval} test dates): "
           + ", ".join(f"{e:.2f}: {a:.4f}" for e, a in zip(curve.epoch, curve.accuracy)))  # fmt: skip
@@ -47,6 +47,8 @@ def run(epochs: int) -> None:
         else:
             print(f"  {target:.1%}: reached at epoch {hit[0]:.2f} after {hit[1]:.1f} s of training")
     print(f"  total wall time {wall:.1f} s (training {curve.train_seconds[-1]:.1f} s, the rest is decoding the test split)")
+    print(f"  process CPU time {cpu:.1f} s (with one thread, close to the wall time on an idle machine; "
+          f"a much larger wall time means the machine was busy)")
 
 
 def main() -> None:
