@@ -73,7 +73,12 @@ def transformer_lrate(step: int, d_model: int, warmup_steps: int = 4000, scale: 
 
 
 def transformer_lr_schedule(
-    optimizer: torch.optim.Optimizer, d_model: int, warmup_steps: int = 4000, scale: float = 1.0
+    optimizer: torch.optim.Optimizer,
+    d_model: int,
+    warmup_steps: int = 4000,
+    scale: float = 1.0,
+    total_steps: int | None = None,
+    cooldown_steps: int = 0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """``transformer_lrate`` as a LambdaLR: call ``scheduler.step()`` after every ``optimizer.step()``.
 
@@ -81,13 +86,27 @@ def transformer_lr_schedule(
     update; here ``f(i) = transformer_lrate(i + 1) / initial_lr``, so update number
     i + 1 uses exactly the paper's rate whatever lr the optimizer was built with
     (the peak is update number ``warmup_steps``).
+
+    Optional, not in the paper: a linear cool-down to 0 over the last
+    ``cooldown_steps`` of a run of ``total_steps`` updates. The paper's 1/sqrt(step)
+    decay is slow; a run of a few hundred steps ends with the rate still high, and
+    the last few errors of a small task only go once it is annealed.
     """
+    if cooldown_steps and (total_steps is None or not 0 < cooldown_steps <= total_steps):
+        raise ValueError(f"cooldown_steps={cooldown_steps} needs total_steps >= cooldown_steps, got total_steps={total_steps}")
+
+    def factor(step: int) -> float:
+        rate = transformer_lrate(step, d_model, warmup_steps, scale)
+        if cooldown_steps and step > total_steps - cooldown_steps:
+            rate *= max(0.0, (total_steps - step + 1) / cooldown_steps)  # 1 at the start of the cool-down, 1/cooldown at the end
+        return rate
+
     lambdas = []
     for group in optimizer.param_groups:
         base = group.get("initial_lr", group["lr"])
         if not base > 0:
             raise ValueError(f"the optimizer's lr must be > 0 (it is divided out), got {base}")
-        lambdas.append(lambda i, base=base: transformer_lrate(i + 1, d_model, warmup_steps, scale) / base)
+        lambdas.append(lambda i, base=base: factor(i + 1) / base)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 

@@ -53,6 +53,22 @@ def test_lambda_lr_applies_the_paper_rate_per_update(base_lr):
     assert used.index(max(used)) + 1 == 5, "update number warmup_steps uses the peak rate"
 
 
+def test_cooldown_ends_linearly_at_the_last_step():
+    param = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = transformer_lr_schedule(opt, d_model=16, warmup_steps=4, total_steps=20, cooldown_steps=5)
+    used = []
+    for _ in range(20):
+        used.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    paper = [transformer_lrate(s, 16, 4) for s in range(1, 21)]
+    assert used[:15] == pytest.approx(paper[:15])
+    assert used[15:] == pytest.approx([paper[15 + k] * (5 - k) / 5 for k in range(5)])
+    with pytest.raises(ValueError, match="total_steps"):
+        transformer_lr_schedule(opt, 16, 4, cooldown_steps=5)
+
+
 def test_paper_adam():
     opt = paper_adam([nn.Parameter(torch.zeros(1))])
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
