@@ -9,9 +9,10 @@
    in target tokens per second and as a ratio (course_lib / torch; 1.0 is parity,
    higher is faster). Both run in training mode with dropout 0.1, so torch takes its
    regular (not inference fast-path) kernels, like ours.
-2. Date task: wall time of training to 99% exact match on 1,000 test dates, checked
-   every 50 steps, for the chapter's Transformer recipe and for chapter 1's RNN with
-   attention (its own recipe), and the ratio. Evaluation time is excluded.
+2. Date task: wall time of training to 99% exact match on 1,000 test dates, for the
+   chapter's Transformer recipe (checked every 50 steps) and for chapter 1's RNN with
+   attention (its own recipe, checked 4 times per epoch, every 44 steps), and the ratio.
+   Evaluation time is excluded; each run stops at the first checkpoint reaching 99%.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def throughput(repeats: int) -> None:
         print(f"{name:<48}{tokens / t_ours:>17,.0f}{tokens / t_theirs:>13,.0f}{t_theirs / t_ours:>7.2f}")
 
 
-def dates(max_epochs: int = 6) -> None:
+def dates() -> None:
     from course_lib.data.dates import exact_match, load_date_task
     from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig, train_seq2seq
 
@@ -111,15 +112,16 @@ def dates(max_epochs: int = 6) -> None:
         out = greedy_decode(m, task.test.src[:n_eval], tgt_vocab.bos_id, tgt_vocab.eos_id, task.max_tgt_len)
         return {"exact_match": exact_match(tgt_vocab.decode_batch(out), task.test.targets[:n_eval])}
 
-    # the chapter's recipe (chapters/07_transformer.ipynb)
+    # the chapter's recipe (chapters/07_transformer.ipynb): one pass in batches of 64, warm-up 200, x1.5, cool-down 300
     seed_everything(0)
     cfg = TransformerConfig(src_vocab_size=len(task.src_vocab), tgt_vocab_size=len(tgt_vocab), d_model=64, n_heads=4, d_ff=128,
                             n_encoder_layers=2, n_decoder_layers=2, dropout=0.0, max_len=64, pad_id=0)  # fmt: skip
     model = Transformer(cfg)
+    loader = TrimPadding(task.loader("train", 64, seed=0))
     optimizer = paper_adam(model.parameters())
-    scheduler = transformer_lr_schedule(optimizer, cfg.d_model, 200, 1.0)
-    history = fit(model, TrimPadding(task.loader("train", 128, seed=0)), optimizer, max_epochs, scheduler, label_smoothing=0.1,
-                  eval_fn=eval_fn, eval_every=50, stop_when=lambda m: m["exact_match"] >= 0.99, desc="Transformer")  # fmt: skip
+    scheduler = transformer_lr_schedule(optimizer, cfg.d_model, 200, 1.5, total_steps=len(loader), cooldown_steps=300)
+    history = fit(model, loader, optimizer, 1, scheduler, label_smoothing=0.1, eval_fn=eval_fn, eval_every=50,
+                  stop_when=lambda m: m["exact_match"] >= 0.99, desc="Transformer")  # fmt: skip
     t_transformer = next((t for t, a in zip(history.train_time, history.metrics["exact_match"]) if a >= 0.99), math.nan)
 
     # chapter 1's RNN with attention, chapter 1's recipe
@@ -130,7 +132,7 @@ def dates(max_epochs: int = 6) -> None:
     hit = curve.first_reaching(0.99)
     t_rnn = hit[1] if hit else math.nan
     print(f"  Transformer      : {t_transformer:6.1f} s ({history.step[-1]} steps, best {max(history.metrics['exact_match']):.3f})")
-    print(f"  RNN + attention  : {t_rnn:6.1f} s (best {max(curve.accuracy):.3f}; nan = not reached within 2 epochs)")
+    print(f"  RNN + attention  : {t_rnn:6.1f} s ({curve.epoch[-1]:.2f} epochs, best {max(curve.accuracy):.3f}; nan = not reached within 2 epochs)")
     print(f"  ratio Transformer / RNN time: {t_transformer / t_rnn:.2f}")
 
 
