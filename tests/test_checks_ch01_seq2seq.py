@@ -1,12 +1,10 @@
 """Every ch01 check passes on the right answer and fails, with the right hint, on planted mistakes."""
 
-import pytest
 import torch
 from torch import nn
 
 from course_lib.attention import AdditiveScore as ReferenceAdditive
 from course_lib.checks import (
-    CheckFailed,
     check_additive_score,
     check_additive_score_other_sizes,
     check_attention_context,
@@ -18,6 +16,8 @@ from course_lib.checks import (
 )
 from course_lib.seq2seq import attention_context as lib_context
 from course_lib.seq2seq import attention_context_matmul as lib_matmul
+
+from check_cases import planted_mistake_tests
 
 # --------------------------------------------------------------------------- (a), (b) attention for one state
 
@@ -238,27 +238,11 @@ CASES = [
     ]),
 ]
 
-
-@pytest.mark.parametrize("check, right", [(c, r) for c, r, _ in CASES], ids=[c.__name__ for c, _, _ in CASES])
-def test_check_passes_on_the_right_answer(check, right, capsys):
-    check(right)
-    assert "\u2714" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "check, wrong, phrase",
-    [(c, w, p) for c, _, wrongs in CASES for w, p in wrongs],
-    ids=[f"{c.__name__}-{i}" for c, _, wrongs in CASES for i, _ in enumerate(wrongs)],
-)
-def test_check_fails_with_a_hint(check, wrong, phrase):
-    with pytest.raises(CheckFailed) as info:
-        check(wrong)
-    assert phrase in str(info.value), f"hint missing: {phrase!r} not in {str(info.value)!r}"
-
-
-def test_each_check_has_at_least_two_planted_mistakes():
-    for check, _, wrongs in CASES:
-        assert len(wrongs) >= 2, check.__name__
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_at_least_two_planted_mistakes,
+) = planted_mistake_tests(CASES)
 
 
 def test_course_lib_versions_pass():

@@ -2,12 +2,10 @@
 
 import math
 
-import pytest
 import torch
 
 from course_lib.attention import cosine_score
 from course_lib.checks import (
-    CheckFailed,
     check_cosine_scores,
     check_cosine_scores_zero_vector,
     check_cross_attention,
@@ -17,6 +15,8 @@ from course_lib.checks import (
     check_self_attention,
     check_self_attention_unbatched,
 )
+
+from check_cases import planted_mistake_tests
 
 # --------------------------------------------------------------------------- (a) projections
 
@@ -187,27 +187,11 @@ CASES = [
     ]),
 ]
 
-
-@pytest.mark.parametrize("check, right", [(c, r) for c, r, _ in CASES], ids=[c.__name__ for c, _, _ in CASES])
-def test_check_passes_on_the_right_answer(check, right, capsys):
-    check(right)
-    assert "\u2714" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "check, wrong, phrase",
-    [(c, w, p) for c, _, wrongs in CASES for w, p in wrongs],
-    ids=[f"{c.__name__}-{i}" for c, _, wrongs in CASES for i, _ in enumerate(wrongs)],
-)
-def test_check_fails_with_a_hint(check, wrong, phrase):
-    with pytest.raises(CheckFailed) as info:
-        check(wrong)
-    assert phrase in str(info.value), f"hint missing: {phrase!r} not in {str(info.value)!r}"
-
-
-def test_each_check_has_at_least_two_planted_mistakes():
-    for check, _, wrongs in CASES:
-        assert len(wrongs) >= 2, check.__name__
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_at_least_two_planted_mistakes,
+) = planted_mistake_tests(CASES)
 
 
 def test_torch_builtin_cosine_is_accepted():

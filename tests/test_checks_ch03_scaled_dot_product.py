@@ -18,6 +18,8 @@ from course_lib.checks import (
 )
 from course_lib.grading import recorder
 
+from check_cases import planted_mistake_tests
+
 # --------------------------------------------------------------------------- right answers
 
 
@@ -175,27 +177,11 @@ CASES = [
     ]),
 ]
 
-
-@pytest.mark.parametrize("check, right", [(c, r) for c, r, _ in CASES], ids=[c.__name__ for c, _, _ in CASES])
-def test_check_passes_on_the_right_answer(check, right, capsys):
-    check(right)
-    assert "\u2714" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "check, wrong, phrase",
-    [(c, w, p) for c, _, wrongs in CASES for w, p in wrongs],
-    ids=[f"{c.__name__}-{i}" for c, _, wrongs in CASES for i, _ in enumerate(wrongs)],
-)
-def test_check_fails_with_a_hint(check, wrong, phrase):
-    with pytest.raises(CheckFailed) as info:
-        check(wrong)
-    assert phrase in str(info.value), f"hint missing: {phrase!r} not in {str(info.value)!r}"
-
-
-def test_each_check_has_at_least_two_planted_mistakes():
-    for check, _, wrongs in CASES:
-        assert len(wrongs) >= 2, check.__name__
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_at_least_two_planted_mistakes,
+) = planted_mistake_tests(CASES)
 
 
 def test_recordings_reverify_in_a_clean_verify(tmp_path, monkeypatch):
