@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
-from course_lib.checks import CheckFailed
 from course_lib.checks.ch04_multi_head import (
     check_copy_into_torch,
     check_merge_heads,
@@ -19,12 +18,7 @@ from course_lib.checks.ch04_multi_head import (
     check_torch_masks,
 )
 
-
-def fails_with(check, student, *words):
-    with pytest.raises(CheckFailed) as info:
-        check(student)
-    for w in words:
-        assert w in str(info.value), f"expected {w!r} in:\n{info.value}"
+from check_cases import fails_with
 
 
 # ------------------------------------------------------------------ (a) split / merge

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.checks import CheckFailed
 from course_lib.checks.ch05_positional_encoding import (
     PLANTED_MISTAKE,
     check_bug_diagnosis,
@@ -18,12 +17,7 @@ from course_lib.checks.ch05_positional_encoding import (
 )
 from course_lib.positional import MISTAKES, faulty_sinusoidal_encoding, relative_rotation, sinusoidal_encoding
 
-
-def fails_with(check, student, *words):
-    with pytest.raises(CheckFailed) as info:
-        check(student)
-    for w in words:
-        assert w in str(info.value), f"expected {w!r} in:\n{info.value}"
+from check_cases import fails_with
 
 
 def numpy_table(n, d):

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention
-from course_lib.checks import CheckFailed
 from course_lib.checks.ch07_transformer import (
     check_decoder_layer,
     check_decoder_layer_longer_source,
@@ -24,12 +23,7 @@ from course_lib.checks.ch07_transformer import (
 from course_lib.masks import causal_mask, combine_masks
 from course_lib.transformer import FeedForward
 
-
-def fails(check, answer, *fragments):
-    with pytest.raises(CheckFailed) as err:
-        check(answer)
-    for fragment in fragments:
-        assert fragment in str(err.value), f"expected {fragment!r} in:\n{err.value}"
+from check_cases import fails_with
 
 
 # --------------------------------------------------------------------------- (a) encoder layer
@@ -81,7 +75,7 @@ def test_encoder_layer_check_passes_on_the_right_answer(capsys):
     ],
 )
 def test_encoder_layer_check_catches(mistake, fragment):
-    fails(check_encoder_layer, make_encoder_layer(mistake), fragment)
+    fails_with(check_encoder_layer, make_encoder_layer(mistake), fragment)
 
 
 def test_encoder_layer_check_catches_renamed_parameters():
@@ -91,7 +85,7 @@ def test_encoder_layer_check_catches_renamed_parameters():
             self.attention = self.self_attn
             del self.self_attn
 
-    fails(check_encoder_layer, Renamed, "expected names", "attention.q_proj.weight")
+    fails_with(check_encoder_layer, Renamed, "expected names", "attention.q_proj.weight")
 
 
 def test_encoder_layer_check_reports_not_implemented():
@@ -99,7 +93,7 @@ def test_encoder_layer_check_reports_not_implemented():
         def forward(self, x, mask=None):
             raise NotImplementedError()
 
-    fails(check_encoder_layer, Todo, "not implemented yet")
+    fails_with(check_encoder_layer, Todo, "not implemented yet")
 
 
 # --------------------------------------------------------------------------- (b) decoder layer
@@ -159,7 +153,7 @@ def test_decoder_layer_check_passes_on_the_right_answer():
     ],
 )
 def test_decoder_layer_check_catches(mistake, fragments):
-    fails(check_decoder_layer, make_decoder_layer(mistake), *fragments)
+    fails_with(check_decoder_layer, make_decoder_layer(mistake), *fragments)
 
 
 # --------------------------------------------------------------------------- (c) schedule
@@ -185,12 +179,12 @@ def test_lrate_checks_pass_on_the_right_answer():
     ],
 )
 def test_lrate_check_catches(wrong, fragment):
-    fails(check_lrate, wrong, fragment)
+    fails_with(check_lrate, wrong, fragment)
 
 
 def test_lrate_peak_check_catches_an_off_by_one():
-    fails(check_lrate_peak, lambda s, d, w: lrate(s + 1, d, w), "should peak at step 37", "peaks at step 36")
-    fails(check_lrate_peak, lambda s, d, w: lrate(max(1, s - 1), d, w), "peaks at step 38")
+    fails_with(check_lrate_peak, lambda s, d, w: lrate(s + 1, d, w), "should peak at step 37", "peaks at step 36")
+    fails_with(check_lrate_peak, lambda s, d, w: lrate(max(1, s - 1), d, w), "peaks at step 38")
 
 
 # --------------------------------------------------------------------------- (d) label smoothing
@@ -243,7 +237,7 @@ def _without_pad_class(logits, target, eps, pad_id):  # the Annotated Transforme
     ],
 )
 def test_label_smoothing_check_catches(wrong, fragment):
-    fails(check_label_smoothed_loss, wrong, fragment)
+    fails_with(check_label_smoothed_loss, wrong, fragment)
 
 
 # --------------------------------------------------------------------------- (e) greedy decoding
@@ -298,7 +292,7 @@ def test_greedy_check_inputs_exercise_eos():
     ],
 )
 def test_greedy_check_catches(mistake, fragment):
-    fails(check_greedy_decode, make_greedy(mistake), fragment)
+    fails_with(check_greedy_decode, make_greedy(mistake), fragment)
 
 
 def test_checks_registered_and_named():

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.bert import BertEmbeddings, MaskedLMHead, hf_key_map, mask_tokens
-from course_lib.checks import CheckFailed
 from course_lib.checks.ch08_bert import (
     check_bert_embeddings,
     check_bert_embeddings_other_sizes,
@@ -17,12 +16,7 @@ from course_lib.checks.ch08_bert import (
     check_mlm_head,
 )
 
-
-def fails_with(check, student, *words):
-    with pytest.raises(CheckFailed) as info:
-        check(student)
-    for w in words:
-        assert w in str(info.value), f"expected {w!r} in:\n{info.value}"
+from check_cases import fails_with
 
 
 # ------------------------------------------------------------------ (a) embeddings
