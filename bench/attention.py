@@ -17,8 +17,6 @@ calls the fused kernel and is compared with torch's fast path.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
@@ -26,20 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from course_lib.attention import MultiHeadAttention, scaled_dot_product_attention
 
-
-def median_times(fns, repeats: int, warmup: int = 2) -> list[float]:
-    """Median seconds of each function, timed in alternation so that load from
-    other processes affects all of them alike."""
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
+from _timing import median_times  # bench/ is on sys.path when run as python bench/x.py
 
 
 def fwd_bwd(forward, inputs):

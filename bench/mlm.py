@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,6 +27,8 @@ from course_lib.bert import IGNORE_INDEX, BertForMaskedLM, load_hf_state_dict, t
 from course_lib.data.corpus import make_corpus  # noqa: E402
 from course_lib.pretrain import PretrainArgs, PretrainingData, lr_at, make_optimizer, unigram_baseline  # noqa: E402
 from course_lib.tokenization import load_tokenizer  # noqa: E402
+
+from _timing import median_times  # noqa: E402  (bench/ is on sys.path when run as python bench/x.py)
 
 
 def mlm_step(model, optimizer, batch, hf: bool) -> None:
@@ -87,18 +88,9 @@ def main() -> None:
     for attn in ("sdpa", "eager"):
         ours, hf = pair(config, attn)
         opt_ours, opt_hf = make_optimizer(ours, 1e-4, 0.01), make_optimizer(hf, 1e-4, 0.01)
-        for _ in range(2):  # warm-up
-            mlm_step(ours, opt_ours, batch, hf=False)
-            mlm_step(hf, opt_hf, batch, hf=True)
-        t_ours, t_hf = [], []
-        for _ in range(args.repeats):  # alternate, so that background load hits both alike
-            start = time.perf_counter()
-            mlm_step(ours, opt_ours, batch, hf=False)
-            t_ours.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            mlm_step(hf, opt_hf, batch, hf=True)
-            t_hf.append(time.perf_counter() - start)
-        tps_ours, tps_hf = n_tokens / statistics.median(t_ours), n_tokens / statistics.median(t_hf)
+        t_ours, t_hf = median_times([lambda: mlm_step(ours, opt_ours, batch, hf=False),
+                                     lambda: mlm_step(hf, opt_hf, batch, hf=True)], args.repeats)  # fmt: skip
+        tps_ours, tps_hf = n_tokens / t_ours, n_tokens / t_hf
         print(f"{attn:<28}{tps_ours:>18,.0f}{tps_hf:>20,.0f}{tps_ours / tps_hf:>8.2f}")
 
     # 2. accuracy after a fixed budget, same weights, same batches

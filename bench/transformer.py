@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import torch
 from torch import nn
 
 from course_lib.train import TrimPadding, fit, label_smoothed_cross_entropy, paper_adam, seed_everything, transformer_lr_schedule
 from course_lib.transformer import Transformer, TransformerConfig, greedy_decode
+
+from _timing import median_times  # bench/ is on sys.path when run as python bench/x.py
 
 
 class TorchTransformer(nn.Module):
@@ -49,19 +49,6 @@ class TorchTransformer(nn.Module):
             src_key_padding_mask=src == pad, tgt_key_padding_mask=tgt_in == pad, memory_key_padding_mask=src == pad,
         )  # fmt: skip
         return o.out_proj(hidden)
-
-
-def median_times(fns, repeats: int, warmup: int = 2) -> list[float]:
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - start)
-    return [statistics.median(ts) for ts in times]
 
 
 def train_step(model: nn.Module, batch, optimizer) -> callable:
