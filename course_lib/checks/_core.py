@@ -23,11 +23,15 @@ Order the assertions in ``verify``: shapes, behaviour, values, gradients.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
-__all__ = ["CheckFailed", "Check", "REGISTRY", "expect_shape", "expect_close", "student_call", "get_check"]
+__all__ = [
+    "CheckFailed", "Check", "REGISTRY", "get_check", "student_call", "fmt_shape",
+    "expect_tuple", "expect_tensor", "expect_shape", "expect_close", "is_close", "as_number", "is_finite_number",
+    "leaf_copies", "backward_grads", "expect_grads", "seeded", "randn",
+]  # fmt: skip
 
 REGISTRY: dict[str, "Check"] = {}
 
@@ -91,7 +95,8 @@ def get_check(name: str) -> Check:
 # --------------------------------------------------------------------------- helpers for verify()
 
 
-def _fmt(shape) -> str:
+def fmt_shape(shape) -> str:
+    """(3, 5, 7) for torch.Size([3, 5, 7]): shapes as the messages write them."""
     return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
 
@@ -106,8 +111,16 @@ def student_call(fn: Callable, *args, what: str = "your function", **kwargs):
     except CheckFailed:
         raise
     except Exception as err:  # noqa: BLE001 - any learner error becomes a diagnostic
-        shapes = ", ".join(_fmt(a.shape) for a in args if isinstance(a, torch.Tensor))
+        shapes = ", ".join(fmt_shape(a.shape) for a in args if isinstance(a, torch.Tensor))
         raise CheckFailed(f"{what} raised {type(err).__name__}: {err}\n(called with tensors of shapes {shapes})") from err
+
+
+def expect_tuple(result: Any, n: int, names: str, what: str = "your function") -> tuple | list:
+    """The learner's result, when it is a tuple (or list) of ``n`` items named ``names``."""
+    if not isinstance(result, (tuple, list)) or len(result) != n:
+        got = type(result).__name__ + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
+        raise CheckFailed(f"{what} should return a tuple ({names}), got {got}")
+    return result
 
 
 def expect_tensor(x: Any, what: str) -> torch.Tensor:
@@ -119,7 +132,7 @@ def expect_tensor(x: Any, what: str) -> torch.Tensor:
 def expect_shape(x: Any, shape: tuple[int, ...], what: str, hint: str = "") -> torch.Tensor:
     x = expect_tensor(x, what)
     if tuple(x.shape) != tuple(shape):
-        msg = f"{what}: expected shape {_fmt(shape)}, got {_fmt(x.shape)}"
+        msg = f"{what}: expected shape {fmt_shape(shape)}, got {fmt_shape(x.shape)}"
         if sorted(x.shape) == sorted(shape):
             msg += " - the same sizes in another order: is a transpose or view on the wrong axes?"
         raise CheckFailed(msg + (f"\nHint: {hint}" if hint else ""))
@@ -150,6 +163,51 @@ def is_close(got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol
         return False
     got = got.detach().to(expected.dtype)
     return bool(((got - expected).abs() <= atol + rtol * expected.abs()).all()) and bool(torch.isfinite(got).all())
+
+
+def as_number(value: Any) -> Any:
+    """A one-element tensor as a Python number (a learner may return either); anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool), neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# --------------------------------------------------------------------------- gradients: run() collects, verify() compares
+
+
+def leaf_copies(*xs: torch.Tensor) -> list[torch.Tensor]:
+    """Copies of the inputs that start a fresh graph, so a backward pass fills their ``.grad``."""
+    return [x.clone().requires_grad_(True) for x in xs]
+
+
+def backward_grads(result: Any, leaves: Sequence[torch.Tensor], grad_out: torch.Tensor) -> list | None:
+    """Backpropagate ``grad_out`` through the learner's ``result``; the leaves' gradients, or None
+    when ``result`` has another shape or no graph back to the leaves (``expect_grads`` says why)."""
+    if isinstance(result, torch.Tensor) and result.shape == grad_out.shape and result.requires_grad:
+        (result * grad_out).sum().backward()
+        return [x.grad for x in leaves]
+    return None
+
+
+def expect_grads(got: list | None, refs: Sequence[torch.Tensor], names: Sequence[str], what: str = "your function", hint: str = "") -> None:
+    """The gradients ``backward_grads`` collected against the reference's, one input name each."""
+    if got is None:
+        raise CheckFailed(
+            f"gradients do not flow through {what}: its output does not require grad when its inputs do.\n"
+            "Hint: use torch operations only (no .detach(), .numpy(), .item() or torch.no_grad())."
+        )
+    for name, g, ref in zip(names, got, refs):
+        if g is None:
+            raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
+        expect_close(g, ref, f"gradient with respect to {name}", hint=hint)
+
+
+# --------------------------------------------------------------------------- inputs
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -15,7 +15,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.checks._core import Check, CheckFailed, expect_close, expect_shape, is_close, randn, student_call
+from course_lib.checks._core import (
+    Check,
+    CheckFailed,
+    backward_grads,
+    expect_close,
+    expect_grads,
+    expect_shape,
+    expect_tuple,
+    is_close,
+    leaf_copies,
+    randn,
+    student_call,
+)
 from course_lib.seq2seq import DecoderStepLayers
 
 # Deliberately uneven sizes so that swapped axes fail.
@@ -63,32 +75,6 @@ def _reference_step(y_prev, h_prev, hs, mask, w, attend_to_previous=False, conca
 
 def _lengths_mask(lengths: list[int], S_: int) -> torch.Tensor:
     return torch.arange(S_)[None, :] < torch.tensor(lengths)[:, None]  # (B, S)
-
-
-def _unpack(result, n: int, names: str):
-    if not isinstance(result, (tuple, list)) or len(result) != n:
-        got = type(result).__name__ + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
-        raise CheckFailed(f"your function should return a tuple ({names}), got {got}")
-    return result
-
-
-def _grads_or_none(outputs_tensor, leaves, grad_out):
-    if isinstance(outputs_tensor, torch.Tensor) and outputs_tensor.shape == grad_out.shape and outputs_tensor.requires_grad:
-        (outputs_tensor * grad_out).sum().backward()
-        return [x.grad for x in leaves]
-    return None
-
-
-def _expect_grads(got, refs, names, what="your function"):
-    if got is None:
-        raise CheckFailed(
-            f"gradients do not flow through {what}: its output does not require grad when its inputs do.\n"
-            "Hint: use torch operations only (no .detach(), .numpy(), .item() or torch.no_grad())."
-        )
-    for name, g, ref in zip(names, got, refs):
-        if g is None:
-            raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
-        expect_close(g, ref, f"gradient with respect to {name}")
 
 
 def _expect_rows_sum_to_one(weights: torch.Tensor, what: str, hint: str | None = None) -> None:
@@ -157,10 +143,10 @@ class AttentionContextCheck(Check):
 
     def run(self, fn, inputs):
         h, hs = inputs["h"], inputs["hs"]
-        context, weights = _unpack(student_call(fn, h, hs, what="attention_context(h, hs)"), 2, "context, weights")
-        hg, hsg = h.clone().requires_grad_(True), hs.clone().requires_grad_(True)
-        g_context, _ = _unpack(student_call(fn, hg, hsg, what="attention_context(h, hs)"), 2, "context, weights")
-        grads = _grads_or_none(g_context, (hg, hsg), inputs["grad_context"])
+        context, weights = expect_tuple(student_call(fn, h, hs, what="attention_context(h, hs)"), 2, "context, weights")
+        hg, hsg = leaf_copies(h, hs)
+        g_context, _ = expect_tuple(student_call(fn, hg, hsg, what="attention_context(h, hs)"), 2, "context, weights")
+        grads = backward_grads(g_context, (hg, hsg), inputs["grad_context"])
         return {"context": context, "weights": weights, "grads": grads}
 
     def verify(self, inputs, outputs):
@@ -178,9 +164,9 @@ class AttentionContextCheck(Check):
         expect_close(weights, ref_weights, "weights", hint=_diagnose_weights(weights.detach().double(), h, hs))
         expect_close(context, ref_context, "context", hint=_diagnose_context(weights, context.detach().double(), h, hs))
         # 4. gradients
-        hg, hsg = h.clone().requires_grad_(True), hs.clone().requires_grad_(True)
+        hg, hsg = leaf_copies(h, hs)
         (_reference_context(hg, hsg)[0] * inputs["grad_context"]).sum().backward()
-        _expect_grads(outputs["grads"], (hg.grad, hsg.grad), ("h", "hs"), "attention_context")
+        expect_grads(outputs["grads"], (hg.grad, hsg.grad), ("h", "hs"), "attention_context")
 
 
 class AttentionContextOtherSizesCheck(AttentionContextCheck):
@@ -211,13 +197,13 @@ class AttentionContextMatmulCheck(Check):
 
     def run(self, fn, inputs):
         h, hs, mask = inputs["h"], inputs["hs"], inputs["mask"]
-        context, weights = _unpack(student_call(fn, h, hs, what="attention_context_matmul(h, hs)"), 2, "context, weights")
-        m_context, m_weights = _unpack(
+        context, weights = expect_tuple(student_call(fn, h, hs, what="attention_context_matmul(h, hs)"), 2, "context, weights")
+        m_context, m_weights = expect_tuple(
             student_call(fn, h, hs, mask, what="attention_context_matmul(h, hs, mask)"), 2, "context, weights"
         )
-        hg, hsg = h.clone().requires_grad_(True), hs.clone().requires_grad_(True)
-        g_context, _ = _unpack(student_call(fn, hg, hsg, mask, what="attention_context_matmul(h, hs, mask)"), 2, "context, weights")
-        grads = _grads_or_none(g_context, (hg, hsg), inputs["grad_context"])
+        hg, hsg = leaf_copies(h, hs)
+        g_context, _ = expect_tuple(student_call(fn, hg, hsg, mask, what="attention_context_matmul(h, hs, mask)"), 2, "context, weights")
+        grads = backward_grads(g_context, (hg, hsg), inputs["grad_context"])
         return {"context": context, "weights": weights, "masked_context": m_context, "masked_weights": m_weights, "grads": grads}
 
     def verify(self, inputs, outputs):
@@ -242,9 +228,9 @@ class AttentionContextMatmulCheck(Check):
         ref_m_context, ref_m_weights = _reference_context(h, hs, mask)
         expect_close(m_weights, ref_m_weights, "weights with a mask", hint=_diagnose_weights(m_weights, h, hs, mask))
         expect_close(outputs["masked_context"], ref_m_context, "context with a mask")
-        hg, hsg = h.clone().requires_grad_(True), hs.clone().requires_grad_(True)
+        hg, hsg = leaf_copies(h, hs)
         (_reference_context(hg, hsg, mask)[0] * inputs["grad_context"]).sum().backward()
-        _expect_grads(outputs["grads"], (hg.grad, hsg.grad), ("h", "hs"), "attention_context_matmul")
+        expect_grads(outputs["grads"], (hg.grad, hsg.grad), ("h", "hs"), "attention_context_matmul")
 
 
 class AttentionContextMatmulSquareCheck(AttentionContextMatmulCheck):
@@ -304,9 +290,9 @@ class AdditiveScoreCheck(Check):
                     layer.bias.zero_()
         q, k = inputs["q"], inputs["k"]
         scores = student_call(module, q, k, what="AdditiveScore.forward(q, k)")
-        qg, kg = q.clone().requires_grad_(True), k.clone().requires_grad_(True)
+        qg, kg = leaf_copies(q, k)
         g_scores = student_call(module, qg, kg, what="AdditiveScore.forward(q, k)")
-        grads = _grads_or_none(g_scores, (qg, kg), inputs["grad_scores"])
+        grads = backward_grads(g_scores, (qg, kg), inputs["grad_scores"])
         return {"shapes": shapes, "biases": biases, "scores": scores, "grads": grads}
 
     def verify(self, inputs, outputs):
@@ -343,9 +329,9 @@ class AdditiveScoreCheck(Check):
             else:
                 hint = "compute W1(q)[..., :, None, :] + W2(k)[..., None, :, :], then tanh, then v, then drop the last axis of size 1"
             expect_close(scores, ref, "scores", hint=hint)
-        qg, kg = q.clone().requires_grad_(True), k.clone().requires_grad_(True)
+        qg, kg = leaf_copies(q, k)
         (_reference_additive(qg, kg, p["W1"], p["W2"], p["v"]) * inputs["grad_scores"]).sum().backward()
-        _expect_grads(outputs["grads"], (qg.grad, kg.grad), ("q", "k"), "AdditiveScore")
+        expect_grads(outputs["grads"], (qg.grad, kg.grad), ("q", "k"), "AdditiveScore")
 
 
 class AdditiveScoreOtherSizesCheck(AdditiveScoreCheck):
@@ -420,12 +406,12 @@ class AttentionDecoderStepCheck(Check):
     def run(self, fn, inputs):
         layers = _layers_from(inputs["weights"])
         args = (inputs["y_prev"], inputs["h_prev"], inputs["hs"], inputs["mask"])
-        logits, h, weights = _unpack(student_call(fn, *args, layers, what="attention_decoder_step(...)"), 3, "logits, h, weights")
+        logits, h, weights = expect_tuple(student_call(fn, *args, layers, what="attention_decoder_step(...)"), 3, "logits, h, weights")
         hsg = inputs["hs"].clone().requires_grad_(True)
-        g_logits, _, _ = _unpack(
+        g_logits, _, _ = expect_tuple(
             student_call(fn, args[0], args[1], hsg, args[3], layers, what="attention_decoder_step(...)"), 3, "logits, h, weights"
         )
-        grads = _grads_or_none(g_logits, (hsg,), inputs["grad_logits"])
+        grads = backward_grads(g_logits, (hsg,), inputs["grad_logits"])
         return {"logits": logits, "h": h, "weights": weights, "grads": grads}
 
     def verify(self, inputs, outputs):
@@ -443,7 +429,7 @@ class AttentionDecoderStepCheck(Check):
         expect_close(logits, ref_logits, "logits", hint=hint)
         hsg = hs.clone().requires_grad_(True)
         (_reference_step(y_prev, h_prev, hsg, mask, w)[0] * inputs["grad_logits"]).sum().backward()
-        _expect_grads(outputs["grads"], (hsg.grad,), ("hs",), "attention_decoder_step")
+        expect_grads(outputs["grads"], (hsg.grad,), ("hs",), "attention_decoder_step")
 
 
 class AttentionDecoderStepsCheck(Check):
@@ -462,7 +448,7 @@ class AttentionDecoderStepsCheck(Check):
         layers = _layers_from(inputs["weights"])
         h, all_logits = inputs["h0"], []
         for t in range(inputs["tokens"].shape[1]):
-            logits, h, _ = _unpack(
+            logits, h, _ = expect_tuple(
                 student_call(fn, inputs["tokens"][:, t], h, inputs["hs"], inputs["mask"], layers, what=f"attention_decoder_step at step {t}"),
                 3, "logits, h, weights",
             )  # fmt: skip

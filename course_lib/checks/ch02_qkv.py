@@ -18,40 +18,22 @@ import math
 
 import torch
 
-from course_lib.checks._core import Check, CheckFailed, expect_close, expect_shape, is_close, randn, student_call
+from course_lib.checks._core import (
+    Check,
+    CheckFailed,
+    backward_grads,
+    expect_close,
+    expect_grads,
+    expect_shape,
+    expect_tuple,
+    is_close,
+    leaf_copies,
+    randn,
+    student_call,
+)
 
 # Deliberately uneven sizes so that swapped axes fail.
 B, T, S, C, DK, DV = 3, 5, 7, 6, 4, 8
-
-
-def _unpack(result, n: int, names: str):
-    if not isinstance(result, (tuple, list)) or len(result) != n:
-        got = type(result).__name__ + (f" of length {len(result)}" if isinstance(result, (tuple, list)) else "")
-        raise CheckFailed(f"your function should return a tuple ({names}), got {got}")
-    return result
-
-
-def _leaves(*xs):
-    return [x.clone().requires_grad_(True) for x in xs]
-
-
-def _grads(result, leaves, grad_out):
-    if isinstance(result, torch.Tensor) and result.shape == grad_out.shape and result.requires_grad:
-        (result * grad_out).sum().backward()
-        return [x.grad for x in leaves]
-    return None
-
-
-def _expect_grads(got, refs, names, what):
-    if got is None:
-        raise CheckFailed(
-            f"gradients do not flow through {what}: its output does not require grad when its inputs do.\n"
-            "Hint: use torch operations only (no .detach(), .numpy(), .item() or torch.no_grad())."
-        )
-    for name, g, ref in zip(names, got, refs):
-        if g is None:
-            raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
-        expect_close(g, ref, f"gradient with respect to {name}")
 
 
 def _attend(q, k, v):
@@ -101,10 +83,10 @@ class QKVProjectionsCheck(Check):
 
     def run(self, fn, inputs):
         args = [inputs[n] for n in ("x", "W_q", "W_k", "W_v")]
-        q, k, v = _unpack(student_call(fn, *args, what="qkv_projections(x, W_q, W_k, W_v)"), 3, "q, k, v")
-        leaves = _leaves(*args)
-        _, gk, _ = _unpack(student_call(fn, *leaves, what="qkv_projections(x, W_q, W_k, W_v)"), 3, "q, k, v")
-        return {"q": q, "k": k, "v": v, "grads": _grads(gk, leaves[:3:2], inputs["grad"])}
+        q, k, v = expect_tuple(student_call(fn, *args, what="qkv_projections(x, W_q, W_k, W_v)"), 3, "q, k, v")
+        leaves = leaf_copies(*args)
+        _, gk, _ = expect_tuple(student_call(fn, *leaves, what="qkv_projections(x, W_q, W_k, W_v)"), 3, "q, k, v")
+        return {"q": q, "k": k, "v": v, "grads": backward_grads(gk, leaves[:3:2], inputs["grad"])}
 
     def verify(self, inputs, outputs):
         x, Wq, Wk, Wv = (inputs[n] for n in ("x", "W_q", "W_k", "W_v"))
@@ -120,9 +102,9 @@ class QKVProjectionsCheck(Check):
                 else:
                     hint = proj
                 expect_close(got, x @ W, name, hint=hint)
-        xg, Wkg = _leaves(x, Wk)
+        xg, Wkg = leaf_copies(x, Wk)
         ((xg @ Wkg) * inputs["grad"]).sum().backward()
-        _expect_grads(outputs["grads"], (xg.grad, Wkg.grad), ("x (through k)", "W_k"), "qkv_projections")
+        expect_grads(outputs["grads"], (xg.grad, Wkg.grad), ("x (through k)", "W_k"), "qkv_projections")
 
 
 class QKVProjectionsSquareCheck(QKVProjectionsCheck):
@@ -165,10 +147,10 @@ class SelfAttentionCheck(Check):
 
     def run(self, fn, inputs):
         args = [inputs[n] for n in ("x", "W_q", "W_k", "W_v")]
-        out, weights = _unpack(student_call(fn, *args, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
-        leaves = _leaves(*args)
-        g_out, _ = _unpack(student_call(fn, *leaves, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
-        return {"out": out, "weights": weights, "grads": _grads(g_out, leaves, inputs["grad"])}
+        out, weights = expect_tuple(student_call(fn, *args, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
+        leaves = leaf_copies(*args)
+        g_out, _ = expect_tuple(student_call(fn, *leaves, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
+        return {"out": out, "weights": weights, "grads": backward_grads(g_out, leaves, inputs["grad"])}
 
     def verify(self, inputs, outputs):
         x, Wq, Wk, Wv = (inputs[n] for n in ("x", "W_q", "W_k", "W_v"))
@@ -185,9 +167,9 @@ class SelfAttentionCheck(Check):
         hint = _diagnose_attention(weights.detach().double(), x, x, Wq, Wk)
         expect_close(weights, ref_weights, "weights", hint=hint)
         expect_close(out, ref_out, "out", hint=hint)
-        leaves = _leaves(x, Wq, Wk, Wv)
+        leaves = leaf_copies(x, Wq, Wk, Wv)
         (_attend(leaves[0] @ leaves[1], leaves[0] @ leaves[2], leaves[0] @ leaves[3])[0] * inputs["grad"]).sum().backward()
-        _expect_grads(outputs["grads"], [l.grad for l in leaves], ("x", "W_q", "W_k", "W_v"), "self_attention")
+        expect_grads(outputs["grads"], [l.grad for l in leaves], ("x", "W_q", "W_k", "W_v"), "self_attention")
 
 
 class SelfAttentionUnbatchedCheck(SelfAttentionCheck):
@@ -219,9 +201,9 @@ class CosineScoresCheck(Check):
 
     def run(self, fn, inputs):
         scores = student_call(fn, inputs["q"], inputs["k"], what="cosine_scores(q, k)")
-        leaves = _leaves(inputs["q"], inputs["k"])
+        leaves = leaf_copies(inputs["q"], inputs["k"])
         g = student_call(fn, *leaves, what="cosine_scores(q, k)")
-        return {"scores": scores, "grads": _grads(g, leaves, inputs["grad"])}
+        return {"scores": scores, "grads": backward_grads(g, leaves, inputs["grad"])}
 
     def verify(self, inputs, outputs):
         q, k = inputs["q"], inputs["k"]
@@ -242,9 +224,9 @@ class CosineScoresCheck(Check):
             else:
                 hint = "divide each q and k by its own length (norm over the last axis), then take q @ k^T"
             expect_close(got, ref, "scores", hint=hint)
-        leaves = _leaves(q, k)
+        leaves = leaf_copies(q, k)
         (_reference_cosine(*leaves) * inputs["grad"]).sum().backward()
-        _expect_grads(outputs["grads"], [l.grad for l in leaves], ("q", "k"), "cosine_scores")
+        expect_grads(outputs["grads"], [l.grad for l in leaves], ("q", "k"), "cosine_scores")
 
 
 class CosineScoresZeroVectorCheck(Check):
@@ -290,10 +272,10 @@ class CrossAttentionCheck(Check):
 
     def run(self, fn, inputs):
         args = [inputs[n] for n in ("x_dec", "x_enc", "W_q", "W_k", "W_v")]
-        out, weights = _unpack(student_call(fn, *args, what="cross_attention(x_dec, x_enc, W_q, W_k, W_v)"), 2, "out, weights")
-        leaves = _leaves(*args)
-        g_out, _ = _unpack(student_call(fn, *leaves, what="cross_attention(x_dec, x_enc, W_q, W_k, W_v)"), 2, "out, weights")
-        return {"out": out, "weights": weights, "grads": _grads(g_out, leaves, inputs["grad"])}
+        out, weights = expect_tuple(student_call(fn, *args, what="cross_attention(x_dec, x_enc, W_q, W_k, W_v)"), 2, "out, weights")
+        leaves = leaf_copies(*args)
+        g_out, _ = expect_tuple(student_call(fn, *leaves, what="cross_attention(x_dec, x_enc, W_q, W_k, W_v)"), 2, "out, weights")
+        return {"out": out, "weights": weights, "grads": backward_grads(g_out, leaves, inputs["grad"])}
 
     def verify(self, inputs, outputs):
         xd, xe, Wq, Wk, Wv = (inputs[n] for n in ("x_dec", "x_enc", "W_q", "W_k", "W_v"))
@@ -317,9 +299,9 @@ class CrossAttentionCheck(Check):
             hint = "queries and keys are swapped: the queries come from the decoder (x_dec @ W_q), the keys from the encoder"
         expect_close(weights, ref_weights, "weights", hint=hint)
         expect_close(out, ref_out, "out", hint="out = weights @ (x_enc @ W_v): the values come from the encoder, like the keys")
-        leaves = _leaves(xd, xe, Wq, Wk, Wv)
+        leaves = leaf_copies(xd, xe, Wq, Wk, Wv)
         (_attend(leaves[0] @ leaves[2], leaves[1] @ leaves[3], leaves[1] @ leaves[4])[0] * inputs["grad"]).sum().backward()
-        _expect_grads(outputs["grads"], [l.grad for l in leaves], ("x_dec", "x_enc", "W_q", "W_k", "W_v"), "cross_attention")
+        expect_grads(outputs["grads"], [l.grad for l in leaves], ("x_dec", "x_enc", "W_q", "W_k", "W_v"), "cross_attention")
 
 
 class CrossAttentionOneQueryCheck(CrossAttentionCheck):

@@ -21,9 +21,14 @@ from course_lib.attention import scaled_dot_product_attention as reference_sdpa
 from course_lib.checks._core import (
     Check,
     CheckFailed,
+    as_number,
+    backward_grads,
     expect_close,
+    expect_grads,
     expect_shape,
     is_close,
+    is_finite_number,
+    leaf_copies,
     randn,
     student_call,
 )
@@ -88,12 +93,9 @@ class ScaledDotProductAttentionCheck(Check):
         m_out, m_weights = _unpack(
             student_call(fn, q, k, v, mask, what="scaled_dot_product_attention(q, k, v, mask)"), "your function"
         )
-        qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
-        grads = None
+        qg, kg, vg = leaf_copies(q, k, v)
         g_out, _ = _unpack(student_call(fn, qg, kg, vg, what="scaled_dot_product_attention"), "your function")
-        if isinstance(g_out, torch.Tensor) and g_out.shape == inputs["grad_out"].shape and g_out.requires_grad:
-            (g_out * inputs["grad_out"]).sum().backward()
-            grads = [x.grad for x in (qg, kg, vg)]
+        grads = backward_grads(g_out, (qg, kg, vg), inputs["grad_out"])
         return {"out": out, "weights": weights, "masked_out": m_out, "masked_weights": m_weights, "grads": grads}
 
     def verify(self, inputs, outputs):
@@ -125,17 +127,9 @@ class ScaledDotProductAttentionCheck(Check):
         expect_close(m_weights, ref_m_weights, "weights with a mask", hint=_diagnose_weights(m_weights, q, k, mask))
         expect_close(outputs["masked_out"], ref_m_out, "out with a mask")
         # 4. gradients
-        if outputs["grads"] is None:
-            raise CheckFailed(
-                "gradients do not flow: your output does not require grad when q, k, v do.\n"
-                "Hint: use torch operations only (no .detach(), .numpy() or torch.no_grad())."
-            )
-        qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
+        qg, kg, vg = leaf_copies(q, k, v)
         (reference_sdpa(qg, kg, vg).out * inputs["grad_out"]).sum().backward()
-        for name, got, ref in zip("qkv", outputs["grads"], (qg.grad, kg.grad, vg.grad)):
-            if got is None:
-                raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
-            expect_close(got, ref, f"gradient with respect to {name}")
+        expect_grads(outputs["grads"], (qg.grad, kg.grad, vg.grad), "qkv", "scaled_dot_product_attention")
 
 
 class DotProductVarianceCheck(Check):
@@ -153,9 +147,7 @@ class DotProductVarianceCheck(Check):
         values = []
         for d_k in inputs["dims"]:
             v = student_call(fn, d_k, inputs["n_samples"], what=f"dot_product_variance({d_k}, {inputs['n_samples']})")
-            if isinstance(v, torch.Tensor) and v.numel() == 1:
-                v = v.item()
-            values.append(v)
+            values.append(as_number(v))
         return {"values": values}
 
     def verify(self, inputs, outputs):
@@ -163,7 +155,7 @@ class DotProductVarianceCheck(Check):
         if not isinstance(values, list) or len(values) != len(inputs["dims"]):
             raise CheckFailed(f"expected one variance per d_k in {inputs['dims']}, got {values!r:.100}")
         for d_k, v in zip(inputs["dims"], values):
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            if not is_finite_number(v):
                 raise CheckFailed(f"dot_product_variance({d_k}) should return a float, got {v!r:.60}")
             ratio = v / d_k
             if 0.85 <= ratio <= 1.15:
@@ -195,28 +187,12 @@ def _expect_rows_sum_to_one(weights: torch.Tensor, what: str) -> None:
         raise CheckFailed(f"{what}: each row should sum to 1, got sums like {row_sums.flatten()[:3].tolist()}\nHint: {hint}")
 
 
-def _expect_grads(got_grads, ref_inputs: tuple[torch.Tensor, ...], names: str, hint: str = "") -> None:
-    if got_grads is None:
-        raise CheckFailed(
-            "gradients do not flow: your output does not require grad when the inputs do.\n"
-            "Hint: use torch operations only (no .detach(), .numpy(), .item() or torch.no_grad())."
-        )
-    for name, got, ref in zip(names, got_grads, (x.grad for x in ref_inputs)):
-        if got is None:
-            raise CheckFailed(f"no gradient reached {name}: is it used through a detached copy?")
-        expect_close(got, ref, f"gradient with respect to {name}", hint=hint)
-
-
 def _weights_and_grads(fn, q, k, grad_w, what: str) -> dict:
     """Call fn(q, k) twice: once plainly, once on leaf copies to backpropagate grad_w."""
     weights = student_call(fn, q, k, what=what)
-    qg, kg = (x.clone().requires_grad_(True) for x in (q, k))
+    qg, kg = leaf_copies(q, k)
     w = student_call(fn, qg, kg, what=what)
-    grads = None
-    if isinstance(w, torch.Tensor) and w.shape == grad_w.shape and w.requires_grad:
-        (w * grad_w).sum().backward()
-        grads = [qg.grad, kg.grad]
-    return {"weights": weights, "grads": grads}
+    return {"weights": weights, "grads": backward_grads(w, (qg, kg), grad_w)}
 
 
 class AttentionWeightsCheck(Check):
@@ -243,9 +219,9 @@ class AttentionWeightsCheck(Check):
         # 3. values
         expect_close(weights, _reference_weights(q, k), "weights", hint=_diagnose_weights(weights, q, k, None))
         # 4. gradients
-        qg, kg = (x.clone().requires_grad_(True) for x in (q, k))
+        qg, kg = leaf_copies(q, k)
         (_reference_weights(qg, kg) * inputs["grad_w"]).sum().backward()
-        _expect_grads(outputs["grads"], (qg, kg), "qk")
+        expect_grads(outputs["grads"], (qg.grad, kg.grad), "qk", "attention_weights")
 
 
 class AttentionWeightsBatchedHeadsCheck(Check):
@@ -340,11 +316,7 @@ class AttentionEntropyCheck(Check):
         h = student_call(fn, inputs["weights"], what="attention_entropy(weights)")
         wg = inputs["weights"].clone().requires_grad_(True)
         hg = student_call(fn, wg, what="attention_entropy(weights)")
-        grads = None
-        if isinstance(hg, torch.Tensor) and hg.shape == inputs["grad_h"].shape and hg.requires_grad:
-            (hg * inputs["grad_h"]).sum().backward()
-            grads = [wg.grad]
-        return {"entropy": h, "grads": grads}
+        return {"entropy": h, "grads": backward_grads(hg, (wg,), inputs["grad_h"])}
 
     def verify(self, inputs, outputs):
         w = inputs["weights"]
@@ -362,7 +334,7 @@ class AttentionEntropyCheck(Check):
         expect_close(h, ref, "entropy", hint=hint)
         wg = w.clone().requires_grad_(True)
         (_reference_entropy(wg) * inputs["grad_h"]).sum().backward()
-        _expect_grads(outputs["grads"], (wg,), ["weights"])
+        expect_grads(outputs["grads"], (wg.grad,), ["weights"], "attention_entropy")
 
 
 class AttentionEntropyOneHotCheck(Check):

@@ -11,7 +11,17 @@ import math
 import torch
 
 from course_lib.attention import scaled_dot_product_attention as reference_sdpa
-from course_lib.checks._core import Check, CheckFailed, expect_close, expect_shape, expect_tensor, is_close, randn, student_call
+from course_lib.checks._core import (
+    Check,
+    CheckFailed,
+    expect_close,
+    expect_shape,
+    expect_tensor,
+    is_close,
+    leaf_copies,
+    randn,
+    student_call,
+)
 from course_lib.masks import causal_mask as reference_causal
 from course_lib.masks import padding_mask as reference_padding
 
@@ -230,7 +240,7 @@ class MaskedAttentionCheck(Check):
         # 4. gradients: finite, and none reaches v through a masked key
         if outputs["grads"] is None:
             raise CheckFailed("gradients do not flow.\nHint: use torch operations only (no .detach(), .numpy() or torch.no_grad())")
-        qg, kg, vg = (x.clone().requires_grad_(True) for x in (q, k, v))
+        qg, kg, vg = leaf_copies(q, k, v)
         (reference_sdpa(qg, kg, vg, mask).out * inputs["grad_out"]).sum().backward()
         for name, got, ref in zip("qkv", outputs["grads"], (qg.grad, kg.grad, vg.grad)):
             if got is None:

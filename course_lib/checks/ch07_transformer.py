@@ -17,10 +17,12 @@ from torch import nn
 from course_lib.checks._core import (
     Check,
     CheckFailed,
+    as_number,
     expect_close,
     expect_shape,
     expect_tensor,
     is_close,
+    is_finite_number,
     randn,
     seeded,
     student_call,
@@ -338,9 +340,7 @@ class LrateCheck(Check):
         values = []
         for step, d_model, warmup in inputs["cases"]:
             v = student_call(fn, step, d_model, warmup, what=f"lrate({step}, {d_model}, {warmup})")
-            if isinstance(v, torch.Tensor) and v.numel() == 1:
-                v = v.item()
-            values.append(v)
+            values.append(as_number(v))
         return {"values": values}
 
     def verify(self, inputs, outputs):
@@ -348,7 +348,7 @@ class LrateCheck(Check):
         if not isinstance(values, list) or len(values) != len(inputs["cases"]):
             raise CheckFailed(f"expected one number per call, got {values!r:.100}")
         for (step, d_model, warmup), v in zip(inputs["cases"], values):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            if not is_finite_number(v):
                 raise CheckFailed(f"lrate({step}, {d_model}, {warmup}) should return a finite float, got {v!r:.60}")
             expected = transformer_lrate(step, d_model, warmup)
             if abs(v - expected) > 1e-7 * abs(expected):

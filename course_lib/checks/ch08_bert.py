@@ -24,6 +24,7 @@ from course_lib.checks._core import (
     expect_close,
     expect_shape,
     expect_tensor,
+    fmt_shape,
     is_close,
     randn,
     student_call,
@@ -31,10 +32,6 @@ from course_lib.checks._core import (
 
 IGNORE_INDEX = -100
 EMBEDDING_NAMES = ("word_embeddings.weight", "position_embeddings.weight", "segment_embeddings.weight", "norm.weight", "norm.bias")
-
-
-def _fmt(shape) -> str:
-    return "(" + ", ".join(str(int(s)) for s in shape) + ")"
 
 
 # --------------------------------------------------------------------------- (a) embeddings
@@ -116,7 +113,7 @@ class BertEmbeddingsCheck(Check):
             )
         for n in EMBEDDING_NAMES:
             if tuple(state[n].shape) != tuple(inputs["weights"][n].shape):
-                raise CheckFailed(f"{n}: expected shape {_fmt(inputs['weights'][n].shape)}, got {_fmt(state[n].shape)}")
+                raise CheckFailed(f"{n}: expected shape {fmt_shape(inputs['weights'][n].shape)}, got {fmt_shape(state[n].shape)}")
         module = module.double().eval()
         with torch.no_grad():
             params = dict(module.named_parameters())
@@ -376,8 +373,8 @@ class MaskedLMHeadCheck(Check):
         params = dict(head.named_parameters())
         for name, value in inputs["weights"].items():
             if name not in params or tuple(params[name].shape) != tuple(value.shape):
-                got = _fmt(params[name].shape) if name in params else "nothing"
-                raise CheckFailed(f"your head needs a parameter {name!r} of shape {_fmt(value.shape)}, got {got}.\n"
+                got = fmt_shape(params[name].shape) if name in params else "nothing"
+                raise CheckFailed(f"your head needs a parameter {name!r} of shape {fmt_shape(value.shape)}, got {got}.\n"
                                   "Hint: self.dense = nn.Linear(d_model, d_model), self.norm = nn.LayerNorm(d_model, eps), "
                                   "self.bias = nn.Parameter(torch.zeros(vocab_size))")  # fmt: skip
         with torch.no_grad():
@@ -544,7 +541,7 @@ class HfKeyMapCheck(Check):
                               "Hint: Hugging Face keys look like bert.encoder.layer.0.attention.self.query.weight (layer, not layers)")  # fmt: skip
         for k, v in key_map.items():
             if tuple(our_state[k].shape) != tuple(hf_state[v].shape):
-                raise CheckFailed(f"{k} has shape {_fmt(our_state[k].shape)} but you map it to {v} of shape {_fmt(hf_state[v].shape)}\n"
+                raise CheckFailed(f"{k} has shape {fmt_shape(our_state[k].shape)} but you map it to {v} of shape {fmt_shape(hf_state[v].shape)}\n"
                                   f"Hint: {_hint_for(v)}")  # fmt: skip
         # 2. behaviour: each Hugging Face tensor used once (the tied decoder may point at either name)
         tied = {"cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"}
