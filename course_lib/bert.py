@@ -678,24 +678,31 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return hf
 
 
+# BertConfig field -> transformers.BertConfig field, used both ways (HF's two dropout rates are one here)
+_HF_CONFIG_FIELDS = {
+    "vocab_size": "vocab_size",
+    "d_model": "hidden_size",
+    "n_layers": "num_hidden_layers",
+    "n_heads": "num_attention_heads",
+    "d_ff": "intermediate_size",
+    "max_len": "max_position_embeddings",
+    "n_segments": "type_vocab_size",
+    "dropout": "hidden_dropout_prob",
+    "layer_norm_eps": "layer_norm_eps",
+    "pad_id": "pad_token_id",
+    "init_std": "initializer_range",
+}
+
+
 def to_hf_config(config: BertConfig, **extra) -> "transformers.BertConfig":
     """The equivalent ``transformers.BertConfig`` (eager attention, so weights can be returned)."""
     import transformers
 
+    fields = {theirs: getattr(config, ours) for ours, theirs in _HF_CONFIG_FIELDS.items()}
     return transformers.BertConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.d_model,
-        num_hidden_layers=config.n_layers,
-        num_attention_heads=config.n_heads,
-        intermediate_size=config.d_ff,
+        **fields,
         hidden_act="gelu",
-        hidden_dropout_prob=config.dropout,
         attention_probs_dropout_prob=config.dropout,
-        max_position_embeddings=config.max_len,
-        type_vocab_size=config.n_segments,
-        initializer_range=config.init_std,
-        layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_id,
         **{"attn_implementation": "eager", **extra},
     )
 
@@ -706,19 +713,10 @@ def from_hf_config(hf_config: "transformers.BertConfig") -> BertConfig:
         raise ValueError(f"course_lib's BERT uses the exact GELU, the config asks for {hf_config.hidden_act!r}")
     if hf_config.hidden_dropout_prob != hf_config.attention_probs_dropout_prob:
         raise ValueError("course_lib uses one dropout rate for hidden states and attention weights")
-    return BertConfig(
-        vocab_size=hf_config.vocab_size,
-        d_model=hf_config.hidden_size,
-        n_layers=hf_config.num_hidden_layers,
-        n_heads=hf_config.num_attention_heads,
-        d_ff=hf_config.intermediate_size,
-        max_len=hf_config.max_position_embeddings,
-        n_segments=hf_config.type_vocab_size,
-        dropout=hf_config.hidden_dropout_prob,
-        layer_norm_eps=hf_config.layer_norm_eps,
-        pad_id=hf_config.pad_token_id if hf_config.pad_token_id is not None else 0,
-        init_std=hf_config.initializer_range,
-    )
+    fields = {ours: getattr(hf_config, theirs) for ours, theirs in _HF_CONFIG_FIELDS.items()}
+    if fields["pad_id"] is None:
+        fields["pad_id"] = 0
+    return BertConfig(**fields)
 
 
 def count_parameters(model: nn.Module) -> int:

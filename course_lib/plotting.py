@@ -19,6 +19,14 @@ def _to_numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _token_ticks(ax, keys: Sequence[str] | None, queries: Sequence[str] | None) -> None:
+    """Tokens as tick labels: keys along x (written vertically when any is longer than 2 characters), queries along y."""
+    if keys is not None:
+        ax.set_xticks(range(len(keys)), list(keys), rotation=90 if max(map(len, keys), default=0) > 2 else 0)
+    if queries is not None:
+        ax.set_yticks(range(len(queries)), list(queries))
+
+
 def plot_attention(
     weights,
     keys: Sequence[str] | None = None,
@@ -40,10 +48,7 @@ def plot_attention(
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 2, 0.45 * w.shape[0] + 1.2))
     im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-9, float(w.max())), aspect="auto")
-    if keys is not None:
-        ax.set_xticks(range(len(keys)), list(keys), rotation=90 if max(map(len, keys), default=0) > 2 else 0)
-    if queries is not None:
-        ax.set_yticks(range(len(queries)), list(queries))
+    _token_ticks(ax, keys, queries)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query")
     if annotate:
@@ -135,10 +140,7 @@ def plot_mask(
     ax.set_yticks(np.arange(m.shape[0]) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
-    if keys is not None:
-        ax.set_xticks(range(len(keys)), list(keys), rotation=90 if max(map(len, keys), default=0) > 2 else 0)
-    if queries is not None:
-        ax.set_yticks(range(len(queries)), list(queries))
+    _token_ticks(ax, keys, queries)
     ax.set_xlabel("key")
     ax.set_ylabel("query")
     if title:
