@@ -277,3 +277,25 @@ def test_causal_lm_matches_transformers_lm_head_model():
     with torch.no_grad():
         later = ours(changed, segments, attention_mask).logits
     torch.testing.assert_close(later[:, :4], out.logits[:, :4])
+
+
+def test_embeddings_equal_the_chapter_formula():
+    # chapter 8 computes LayerNorm(token + segment + position) by hand and compares
+    emb = BertEmbeddings(vocab_size=20, d_model=16, max_len=32, n_segments=2, dropout=0.0)
+    ids = torch.tensor([[2, 7, 9, 3, 11, 3]])
+    segments = torch.tensor([[0, 0, 0, 0, 1, 1]])
+    by_hand = emb.word_embeddings(ids) + emb.segment_embeddings(segments) + emb.position_embeddings(torch.arange(6))
+    by_hand = torch.nn.functional.layer_norm(by_hand, (16,), emb.norm.weight, emb.norm.bias, eps=1e-12)
+    torch.testing.assert_close(emb(ids, segments), by_hand)
+
+
+def test_fill_mask_returns_k_predictions_per_mask():
+    from course_lib.bert import fill_mask
+    from course_lib.tokenization import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    model = BertForMaskedLM(BertConfig.tiny(tokenizer.vocab_size))
+    preds = fill_mask(model, tokenizer, "the [MASK] barks at the [MASK] .", k=3)
+    assert len(preds) == 2 and all(len(p) == 3 for p in preds)
+    assert all(0 <= prob <= 1 for p in preds for _, prob in p)
+    assert preds[0][0][1] >= preds[0][1][1] >= preds[0][2][1]
