@@ -272,9 +272,9 @@ def prepare(source: SourceNotebook, submission: NotebookNode) -> Prepared:
             cells.append(cell)
         cells.extend(extras_after.get(gid, []))
 
+    for i, cell in enumerate(cells):
+        cell["id"] = f"cell-{i}"  # unique ids, whatever the learner's copies carried (before nbformat validates)
     run_nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.nb.metadata))
-    for i, cell in enumerate(run_nb.cells):
-        cell["id"] = f"cell-{i}"  # unique ids, whatever the learner's copies carried
     return Prepared(run_nb, run_index, {g: r for g, r in tampered.items() if r}, notes)
 
 
