@@ -740,6 +740,7 @@ def bert_parameter_count(config: BertConfig, pooler: bool = True) -> int:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def fill_mask(model: nn.Module, tokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``k`` likeliest tokens, with probabilities, for every [MASK] in ``text``.
 
@@ -758,5 +759,5 @@ def fill_mask(model: nn.Module, tokenizer, text: str, k: int = 5) -> list[list[t
     for t in positions:
         probs = logits[0, t].softmax(-1)  # (V,)
         top = probs.topk(k)
-        result.append([(tokenizer.convert_ids_to_tokens([i])[0], float(p)) for p, i in zip(top.values, top.indices)])
+        result.append(list(zip(tokenizer.convert_ids_to_tokens(top.indices.tolist()), top.values.tolist())))
     return result
