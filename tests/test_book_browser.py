@@ -17,54 +17,25 @@ process:
 And the book's search page finds each page by a word of its text.
 
 The site is `_build/html` (built by `make book`, which `make test` runs first), or the
-folder named by COURSE_BOOK_HTML (with its _toc.yml in COURSE_BOOK_SOURCE, default: the repository). Chromium: /usr/bin/chromium (`make test` installs
-the Debian package when it is missing and we are root); never `playwright install`.
+folder named by COURSE_BOOK_HTML (with its _toc.yml in COURSE_BOOK_SOURCE, default: the repository).
+Chromium: /usr/bin/chromium (`make test` installs
+the Debian package when it is missing and we are root), or COURSE_CHROMIUM (see tests/browser.py);
+never `playwright install`.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
-import http.server
 import json
-import os
 import pathlib
 import re
-import threading
 import time
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 import pytest
 
-from course_lib.book import ROOT, toc_files
-
-BOOK_HTML = pathlib.Path(os.environ.get("COURSE_BOOK_HTML", ROOT / "_build" / "html")).resolve()
-BOOK_SOURCE = pathlib.Path(os.environ.get("COURSE_BOOK_SOURCE", ROOT))  # where _toc.yml is
-SCREENSHOTS = BOOK_HTML.parent / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-LOCAL_HOSTS = {"127.0.0.1"}
-NON_NETWORK_SCHEMES = {"data", "blob", "about", "chrome-extension"}
-
-#: Console errors that do not mean a broken page: (regular expression, why it is harmless).
-#: Every other console error (and every uncaught exception) fails the page's test.
-CONSOLE_ALLOWED: tuple[tuple[str, str], ...] = (
-    (
-        r"^Got invalid theme mode: \. Resetting to auto\.",
-        "pydata-sphinx-theme, on a reader's first visit (empty localStorage, as in our fresh profile): "
-        "the book sets no default colour mode, so the theme logs this and uses 'auto' (follow the system), "
-        "which is the intended behaviour; later pages read the stored mode and do not log it.",
-    ),
-)
+from browser import BOOK_HTML, BOOK_SOURCE, SCREENSHOTS, allowed as _allowed, open_page as _open
+from course_lib.book import toc_files
 
 PAGES = toc_files(BOOK_SOURCE)
 
@@ -72,90 +43,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not BOOK_HTML.is_dir(), reason=f"no built book at {BOOK_HTML}: run `make book` first (make test does)"),
 ]
-
-
-def _allowed(message: str) -> bool:
-    return any(re.search(pattern, message) for pattern, _why in CONSOLE_ALLOWED)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the signature is http.server's
-        pass
-
-
-@pytest.fixture(scope="module")
-def site():
-    """The built book served on 127.0.0.1 (a free port) by a thread; yields its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(BOOK_HTML))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory):
-    """One Chromium (headless, an empty profile, no background networking) for the module."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed in .venv")
-    assert pathlib.Path(CHROMIUM).exists(), (
-        f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`, which `make test` does as root)"
-    )
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-            service_workers="block",
-        )
-        context.set_default_timeout(30_000)
-        yield context
-        context.close()
-
-
-class PageLog:
-    """Every request, failed response and console error of one page."""
-
-    def __init__(self):
-        self.requests: list[str] = []
-        self.outside: list[str] = []
-        self.failed: list[str] = []
-        self.errors: list[str] = []
-
-
-def _is_local(url: str) -> bool:
-    parsed = urlparse(url)
-    return parsed.scheme in NON_NETWORK_SCHEMES or parsed.hostname in LOCAL_HOSTS
-
-
-def _open(context, url: str) -> tuple[object, PageLog]:
-    log = PageLog()
-    page = context.new_page()
-
-    def route(route_):
-        request_url = route_.request.url
-        log.requests.append(request_url)
-        if _is_local(request_url):
-            route_.continue_()
-        else:  # never let it out (and never wait for a network we do not have)
-            log.outside.append(request_url)
-            route_.abort()
-
-    page.route("**/*", route)
-    page.on("response", lambda r: r.status >= 400 and log.failed.append(f"{r.status} {r.url}"))
-
-    def console(msg):
-        if msg.type == "error":
-            where = msg.location.get("url", "") if msg.location else ""
-            log.errors.append(f"{msg.text} (at {where})" if where else msg.text)
-
-    page.on("console", console)
-    page.on("pageerror", lambda exc: log.errors.append(f"uncaught: {exc}"))
-    page.goto(url, wait_until="load")
-    return page, log
 
 
 _WAIT_FOR_MATHJAX = """async () => {
