@@ -7,6 +7,7 @@ jupyter-cache stored when the book was built (``make book``).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
 import sqlite3
@@ -25,6 +26,17 @@ CHAPTER_BUDGET_S = {
     "07_transformer": 180,
     "08_bert": 330,
 }
+
+
+#: Set to "1" by the book's Sphinx extension (course_lib.sphinxext) before any chapter executes;
+#: the chapters' kernels inherit it. Cells that show something different in the static book
+#: (plain-text progress bars, in-browser demos) and in a live kernel ask `building_book()`.
+BUILD_ENV = "COURSE_BOOK_BUILD"
+
+
+def building_book() -> bool:
+    """True while the book's build executes a chapter (the static HTML page is the audience)."""
+    return os.environ.get(BUILD_ENV) == "1"
 
 
 def toc_files(root: pathlib.Path = ROOT) -> list[str]:

@@ -121,6 +121,10 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
 
 
 def setup(app: Sphinx) -> dict:
+    # the chapters' kernels inherit the environment: see course_lib.book.building_book()
+    from course_lib.book import BUILD_ENV
+
+    os.environ[BUILD_ENV] = "1"
     # after myst-nb and sphinx.ext.mathjax have registered their settings (default priority 500)
     app.connect("config-inited", _config_inited, priority=900)
     app.connect("doctree-resolved", _link_inline_assets)
