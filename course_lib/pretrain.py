@@ -39,7 +39,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_lib.bert import (
     IGNORE_INDEX,
@@ -51,6 +50,7 @@ from course_lib.bert import (
 )
 from course_lib.data.corpus import Corpus, make_corpus
 from course_lib.tokenization import Tokenizer, load_tokenizer
+from course_lib.train import tqdm  # plain text in the built book
 
 __all__ = [
     "MODEL_SIZES",

@@ -419,9 +419,7 @@ def train_seq2seq(
     ``n_eval`` test sources (None = the whole test split). Training stops early once the accuracy
     reaches ``stop_at`` (if given). One tqdm bar counts the optimizer steps.
     """
-    from tqdm.auto import tqdm
-
-    from course_lib.train import train_epoch
+    from course_lib.train import tqdm, train_epoch  # plain text in the built book
 
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")

@@ -18,10 +18,10 @@ from typing import Callable, Iterable, Literal, NamedTuple
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from course_lib.attention import MultiHeadAttention
 from course_lib.positional import LearnedPositionalEmbedding, PositionalEncoding
+from course_lib.train import tqdm  # plain text in the built book
 
 __all__ = ["ToyConfig", "ToyOutput", "AttentionOnlyModel", "fit"]
 

@@ -25,7 +25,14 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+
+from course_lib.book import building_book
+
+# Plain-text bars in the built book: a widget bar would make the page load the 3.6 MB widget manager.
+if building_book():
+    from tqdm import tqdm
+else:
+    from tqdm.auto import tqdm
 
 __all__ = [
     "seed_everything",
