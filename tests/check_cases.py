@@ -1,5 +1,9 @@
 """What every check test needs: a check passes on a right answer and fails, with its hint, on planted mistakes.
 
+Every planted mistake is written as a learner would write it, and the test asserts both that it
+is rejected and that the failure names it (a key phrase of the specific diagnosis). A table needs at
+least ``MIN_MISTAKES`` rows per check (issue 17).
+
 Two ways to use it, whichever reads better for a chapter's checks:
 
 - ``fails_with(check, wrong, "hint phrase", ...)`` inside a hand-written test;
@@ -14,6 +18,8 @@ import pytest
 
 from course_lib.checks import CheckFailed
 
+MIN_MISTAKES = 6
+
 
 def fails_with(check: Callable, student, *phrases: str) -> None:
     """`check(student)` raises CheckFailed, and its message holds every one of `phrases`."""
@@ -26,10 +32,10 @@ def fails_with(check: Callable, student, *phrases: str) -> None:
 class PlantedMistakeTests(NamedTuple):
     passes_on_the_right_answer: Callable
     fails_with_a_hint: Callable
-    has_at_least_two_planted_mistakes: Callable
+    has_enough_planted_mistakes: Callable
 
 
-def planted_mistake_tests(cases: list) -> PlantedMistakeTests:
+def planted_mistake_tests(cases: list, minimum: int = MIN_MISTAKES) -> PlantedMistakeTests:
     """The three tests for a table of `(check, right, [(wrong, hint phrase), ...])` rows."""
 
     @pytest.mark.parametrize("check, right", [(c, r) for c, r, _ in cases], ids=[c.__name__ for c, _, _ in cases])
@@ -45,12 +51,12 @@ def planted_mistake_tests(cases: list) -> PlantedMistakeTests:
     def test_check_fails_with_a_hint(check, wrong, phrase):
         fails_with(check, wrong, phrase)
 
-    def test_each_check_has_at_least_two_planted_mistakes():
+    def test_each_check_has_enough_planted_mistakes():
         for check, _, wrongs in cases:
-            assert len(wrongs) >= 2, check.__name__
+            assert len(wrongs) >= minimum, f"{check.__name__}: {len(wrongs)} planted mistakes, want at least {minimum}"
 
     return PlantedMistakeTests(
         test_check_passes_on_the_right_answer,
         test_check_fails_with_a_hint,
-        test_each_check_has_at_least_two_planted_mistakes,
+        test_each_check_has_enough_planted_mistakes,
     )

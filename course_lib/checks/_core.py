@@ -23,21 +23,61 @@ Order the assertions in ``verify``: shapes, behaviour, values, gradients.
 from __future__ import annotations
 
 import math
+import os
+import traceback
 from typing import Any, Callable, Sequence
 
 import torch
 
 __all__ = [
     "CheckFailed", "Check", "REGISTRY", "get_check", "student_call", "fmt_shape",
-    "expect_tuple", "expect_tensor", "expect_shape", "expect_close", "is_close", "as_number", "is_finite_number",
+    "expect_tuple", "expect_tensor", "expect_shape", "expect_close", "is_close", "describe_difference", "first_match",
+    "expect_not_swapped", "diagnose_mask", "fit_scale", "normalised_axis", "as_number", "is_finite_number",
     "leaf_copies", "backward_grads", "expect_grads", "seeded", "randn",
 ]  # fmt: skip
 
 REGISTRY: dict[str, "Check"] = {}
 
 
+#: set to 1 to see the full traceback of a failed check in Jupyter (for course authors)
+TRACEBACK_ENV_VAR = "COURSE_CHECK_TRACEBACK"
+_CHECKS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
 class CheckFailed(AssertionError):
-    """A learner-facing failure: says what was expected, what came, and a hint."""
+    """A learner-facing failure: says what was expected, what came, and a hint.
+
+    In Jupyter, IPython shows ``_render_traceback_`` instead of the traceback: the
+    message and hint, plus the learner's own frames when their code raised, not the
+    frames of this machinery. ``COURSE_CHECK_TRACEBACK=1`` restores the full traceback.
+    The exception's type and message (what the grader records) are the same either way.
+    """
+
+    @property
+    def _render_traceback_(self):
+        if os.environ.get(TRACEBACK_ENV_VAR, "") not in ("", "0"):
+            raise AttributeError("_render_traceback_")  # hasattr() is False: IPython prints the full traceback
+        return self._short_traceback
+
+    def _short_traceback(self) -> list[str]:
+        lines = []
+        cause = self.__cause__
+        if cause is not None and not isinstance(cause, CheckFailed) and cause.__traceback__ is not None:
+            frames = [f for f in traceback.extract_tb(cause.__traceback__) if not _is_machinery(f.filename)]
+            if frames:
+                lines.append("Your code raised an error here:")
+                lines.extend(line.rstrip("\n") for line in traceback.format_list(frames[-4:]))
+                lines.append(f"{type(cause).__name__}: {cause}")
+                lines.append("")
+        lines.append(f"\x1b[0;31mCheckFailed\x1b[0m: {self}")
+        lines.append(f"\x1b[2m(course authors: set {TRACEBACK_ENV_VAR}=1 for the full traceback)\x1b[0m")
+        return lines
+
+
+def _is_machinery(filename: str) -> bool:
+    """Frames a learner does not need to read: this package and installed libraries (torch)."""
+    path = os.path.abspath(filename)
+    return path.startswith(_CHECKS_DIR) or "site-packages" in path or "dist-packages" in path
 
 
 class Check:
@@ -139,7 +179,10 @@ def expect_shape(x: Any, shape: tuple[int, ...], what: str, hint: str = "") -> t
     return x
 
 
-def expect_close(got: Any, expected: torch.Tensor, what: str, hint: str = "", atol: float = 1e-5, rtol: float = 1e-4) -> None:
+def expect_close(got: Any, expected: torch.Tensor, what: str, hint: str = "", atol: float = 1e-5, rtol: float = 1e-4,
+                 axes: str | None = None) -> None:
+    """``got`` equals ``expected`` within tolerance; otherwise a CheckFailed that says *what* differs
+    (``describe_difference``: a constant factor, an order along one axis, which positions) and the hint."""
     got = expect_shape(got, tuple(expected.shape), what)
     got = got.detach().to(expected.dtype)
     if not torch.isfinite(got).all():
@@ -148,13 +191,173 @@ def expect_close(got: Any, expected: torch.Tensor, what: str, hint: str = "", at
     err = (got - expected).abs()
     tol = atol + rtol * expected.abs()
     if bool((err > tol).any()):
-        worst = int(err.argmax())
-        idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
-        msg = (
-            f"{what}: values differ from the reference (max abs difference {float(err.max()):.3g}; "
-            f"at index {idx} expected {float(expected.flatten()[worst]):.6g}, got {float(got.flatten()[worst]):.6g})"
-        )
+        msg = f"{what}: {describe_difference(got, expected, axes=axes, atol=atol, rtol=rtol)}"
         raise CheckFailed(msg + (f"\nHint: {hint}" if hint else ""))
+
+
+def _axis_names(axes: str | None, ndim: int) -> list[str]:
+    names = axes.replace(",", " ").split() if axes else []
+    return names if len(names) == ndim else [f"axis {i}" for i in range(ndim)]
+
+
+def describe_difference(got: torch.Tensor, expected: torch.Tensor, axes: str | None = None,
+                        atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """Where ``got`` differs from ``expected`` (same shape), in words, without guessing a cause:
+    a constant ratio, a reordering along one axis, the positions (along each axis) that differ,
+    and the largest difference. ``axes`` names the dimensions, e.g. "B T S"."""
+    got, expected = got.detach().double(), expected.detach().double()
+    names = _axis_names(axes, expected.dim())
+    if not bool(torch.isfinite(got).all()):
+        bad = ~torch.isfinite(got)
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        return f"NaN or inf at {int(bad.sum())} of {got.numel()} positions (the first at index {idx})"
+    err = (got - expected).abs()
+    bad = err > atol + rtol * expected.abs()
+    n_bad, n = int(bad.sum()), bad.numel()
+    if n_bad == 0:
+        return "values agree"
+    denom = float((expected * expected).sum())
+    if denom > 0 and n > 1:
+        c = float((got * expected).sum()) / denom
+        if abs(c - 1) > 1e-3 and abs(c) > 1e-12 and bool(((got - c * expected).abs() <= atol + rtol * (c * expected).abs()).all()):
+            inv = f" (= 1 / {1 / c:.4g})" if abs(c) < 1 else ""
+            return f"every value is the reference's times the same factor {c:.4g}{inv}: right up to a constant scale"
+    for axis, size in enumerate(expected.shape):
+        if size < 2 or n_bad == 0:
+            continue
+        g, e = got.movedim(axis, 0).reshape(size, -1), expected.movedim(axis, 0).reshape(size, -1)
+        close = ((g[:, None, :] - e[None, :, :]).abs() <= atol + rtol * e[None, :, :].abs()).all(-1)  # (size, size)
+        if bool(close.any(1).all()) and not bool(close.diagonal().all()):
+            order = [int(close[i].nonzero()[0]) for i in range(size)]
+            if len(set(order)) == size:
+                return (f"the right values in another order along {names[axis]} (size {size}): your index i holds "
+                        f"the reference's index {order}[i]")
+    where = []
+    for axis, size in enumerate(expected.shape):
+        rows = bad.movedim(axis, 0).reshape(size, -1).any(1)
+        if size > 1 and not bool(rows.all()):
+            idx = rows.nonzero().flatten().tolist()
+            shown = ", ".join(map(str, idx[:8])) + (", ..." if len(idx) > 8 else "")
+            where.append(f"{names[axis]} in [{shown}] (of {size})")
+    worst = int(err.argmax())
+    idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+    msg = f"{n_bad} of {n} values differ from the reference"
+    if where:
+        msg += ", only at " + " and ".join(where)
+    if n_bad > 1:
+        pos = bad & (expected.abs() > 1e-12)
+        if bool(pos.any()):
+            ratio = got[pos] / expected[pos]
+            lo, hi = float(ratio.min()), float(ratio.max())
+            msg += f"; your/reference ratio there ranges {lo:.3g} .. {hi:.3g}"
+    return msg + (f" (largest difference {float(err.max()):.3g} at index {idx}: expected "
+                  f"{float(expected.flatten()[worst]):.6g}, got {float(got.flatten()[worst]):.6g})")
+
+
+def first_match(got: Any, variants, atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
+    """The hint of the first ``(hint, value)`` whose value ``got`` equals; None when none does.
+    A value may be a callable (computed only when reached) or None (skipped)."""
+    for hint, value in (variants.items() if isinstance(variants, dict) else variants):
+        if callable(value):
+            value = value()
+        if isinstance(value, torch.Tensor) and is_close(got, value, atol=atol, rtol=rtol):
+            return hint
+    return None
+
+
+def expect_not_swapped(outputs: dict, first: str, second: str, ref_first: torch.Tensor, ref_second: torch.Tensor,
+                       order: str) -> None:
+    """Name a pair returned the wrong way round, e.g. (weights, context) for (context, weights)."""
+    a, b = outputs.get(first), outputs.get(second)
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
+        return
+    if tuple(a.shape) == tuple(b.shape) == tuple(ref_first.shape) == tuple(ref_second.shape):
+        swapped = is_close(a, ref_second, atol=1e-4) and is_close(b, ref_first, atol=1e-4) and not is_close(a, ref_first, atol=1e-4)
+    else:
+        swapped = tuple(a.shape) == tuple(ref_second.shape) and tuple(b.shape) == tuple(ref_first.shape)
+    if swapped:
+        raise CheckFailed(f"the two results come in the wrong order: your first result looks like {second} and your second like {first}\n"
+                          f"Hint: return ({order}), in that order")
+
+
+def fit_scale(weights: torch.Tensor, scores: torch.Tensor, dim: int = -1) -> float | None:
+    """The c with weights == softmax(c * scores) over ``dim``, if there is one (else None): names any
+    scale mistake (none, d_k instead of sqrt(d_k), the wrong d_k) by the factor actually used."""
+    w, sc = weights.detach().double(), scores.detach().double()
+    if tuple(w.shape) != tuple(sc.shape) or not bool(torch.isfinite(w).all()) or bool((w <= 0).any()):
+        return None
+    lw = w.log() - w.log().mean(dim, keepdim=True)
+    cs = sc - sc.mean(dim, keepdim=True)
+    denom = float((cs * cs).sum())
+    if denom == 0:
+        return None
+    c = float((lw * cs).sum()) / denom
+    return c if is_close(w, (c * sc).softmax(dim), atol=1e-6, rtol=1e-4) else None
+
+
+def normalised_axis(weights: torch.Tensor) -> int | None:
+    """The axis (other than the last) over which ``weights`` sum to 1, if the last one is not it."""
+    w = weights.detach().double()
+    for axis in range(w.dim() - 1):
+        if w.shape[axis] > 1 and is_close(w.sum(axis), torch.ones((), dtype=w.dtype).expand(w.sum(axis).shape), atol=1e-5):
+            return axis
+    return None
+
+
+def diagnose_mask(weights: torch.Tensor, mask: torch.Tensor, scores: torch.Tensor | None = None,
+                  ref_unmasked: torch.Tensor | None = None) -> str | None:
+    """Name a misuse of a boolean mask (True = may attend) by what the weights do, whatever the code:
+    weight only on hidden keys (inverted), hidden keys all weighted alike (scores filled with a
+    constant such as 0), the mask ignored, masked weights zeroed after the softmax, NaN rows.
+    ``weights`` (..., T, S); ``scores`` the right pre-mask scores if known. None if nothing matches."""
+    w = weights.detach().double()
+    m = mask.expand(w.shape) if mask.dim() <= w.dim() else mask
+    if tuple(m.shape) != tuple(w.shape):
+        return None
+    finite_rows = torch.isfinite(w).all(-1)
+    all_visible, none_visible = m.all(-1), ~m.any(-1)
+    partial = m.any(-1) & ~all_visible
+    if not bool(finite_rows.all()):
+        nan_rows = ~finite_rows
+        if bool(all_visible.any()) and bool((nan_rows == all_visible).all()):
+            return ("the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False "
+                    "(a row whose keys are all allowed became all -inf, hence NaN)")
+        if bool(none_visible.any()) and bool((nan_rows == none_visible).all()):
+            return ("the NaN rows are exactly the queries that may see no key: softmax of a row of -inf is 0/0. Fill with a "
+                    "finite very negative number (torch.finfo(dtype).min) and set the masked weights to 0 after the softmax")
+        return None
+    if not bool(partial.any()):
+        return None
+    wp, mp = w[partial], m[partial]  # (rows, S)
+    hidden_mass, visible_mass = (wp * ~mp).sum(-1), (wp * mp).sum(-1)
+    if bool((visible_mass < 1e-6).all()) and bool((hidden_mass > 1e-3).all()):
+        return "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"
+    if bool((hidden_mass < 1e-9).all()):
+        if bool((visible_mass < 1 - 1e-5).any()) and bool((visible_mass > 1e-9).all()):
+            renorm = wp / visible_mass[:, None]
+            if ref_unmasked is None or is_close(renorm, ref_unmasked.expand(w.shape)[partial] * mp / (ref_unmasked.expand(w.shape)[partial] * mp).sum(-1, keepdim=True), atol=1e-4):
+                return ("you zeroed the masked weights after the softmax, so the allowed ones no longer sum to 1: "
+                        "fill the scores of masked keys with -inf (or a very negative number) before the softmax")
+        return None
+    if ref_unmasked is not None and is_close(w, ref_unmasked.expand(w.shape), atol=1e-5):
+        return "the mask is not applied: masked keys get the same weights as without a mask. Fill their scores before the softmax"
+    # a constant fill: every hidden key of a row gets the same weight
+    hid = wp.masked_fill(mp, float("nan"))
+    spread = (hid.nan_to_num(-1.0).amax(-1) - hid.nan_to_num(2.0).amin(-1))
+    if bool((spread <= 1e-9 + 1e-6 * hidden_mass).all()) and bool(((~mp).sum(-1) > 0).all()):
+        if scores is not None:
+            sp = scores.detach().double().expand(w.shape)[partial]
+            j = (wp * mp).argmax(-1, keepdim=True)  # a visible key with weight > 0
+            fill = sp.gather(-1, j) + (hid.nan_to_num(0.0).amax(-1, keepdim=True) / wp.gather(-1, j)).log()
+            c = float(fill.median())
+            if abs(c) < 1e-4:
+                return ("the masked scores were set to 0 (a fill of 0, or scores * mask): exp(0) still gives those keys "
+                        "weight. Fill them with float('-inf') or torch.finfo(dtype).min")
+            return (f"the masked scores were set to {c:.3g}, which is not negative enough: those keys still get weight. "
+                    "Fill them with float('-inf') or torch.finfo(dtype).min")
+        return ("every masked key of a row gets the same non-zero weight: their scores were replaced by a constant that is "
+                "not negative enough (e.g. 0). Fill them with float('-inf') or torch.finfo(dtype).min")
+    return None
 
 
 def is_close(got: torch.Tensor, expected: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:

@@ -22,6 +22,10 @@ from course_lib.checks._core import (
     Check,
     CheckFailed,
     as_number,
+    diagnose_mask,
+    expect_not_swapped,
+    fit_scale,
+    normalised_axis,
     backward_grads,
     expect_close,
     expect_grads,
@@ -46,32 +50,80 @@ def _unpack(result, what: str):
     return result
 
 
-def _diagnose_weights(got: torch.Tensor, q, k, mask) -> str:
-    """Name the likely mistake by recomputing the common wrong variants."""
-    got = got.detach().to(q.dtype)
-    scores = q @ k.transpose(-2, -1)
-    variants = {
-        "you did not divide the scores by sqrt(d_k) (the 'Scale' box)": scores,
-        "you divided by d_k; the paper divides by sqrt(d_k)": scores / D,
-        "you multiplied by sqrt(d_k) instead of dividing": scores * math.sqrt(D),
-    }
-    for hint, sc in variants.items():
-        if mask is not None:
-            sc = sc.masked_fill(~mask, float("-inf"))
-        if is_close(got, sc.softmax(-1)):
-            return hint
-    scaled = scores / math.sqrt(D)
+def _masked_softmax(scores: torch.Tensor, mask) -> torch.Tensor:
     if mask is not None:
-        if is_close(got, scaled.masked_fill(mask, torch.finfo(scaled.dtype).min).softmax(-1), atol=1e-4):
-            return "the mask polarity is inverted: in course_lib True means 'may attend', so fill where the mask is False"
-        if is_close(got, scaled.softmax(-1) * mask):
-            return "you zeroed the masked weights after softmax; mask the scores with -inf before softmax so rows still sum to 1"
-    if is_close(got, scaled.softmax(-2)):
-        return "softmax over the wrong axis: normalise over the keys (the last dim), not the queries"
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1).nan_to_num(0.0)  # a fully masked row: zeros
+
+
+def _scale_hint(c: float, q: torch.Tensor) -> str:
+    """Name the scale factor c a learner's weights used (softmax(c * q k^T))."""
+    d = q.shape[-1]
+    named = [
+        (1.0, "you did not divide the scores by sqrt(d_k) (the 'Scale' box)"),
+        (1 / d, "you divided by d_k; the paper divides by sqrt(d_k)"),
+        (math.sqrt(d), "you multiplied by sqrt(d_k) instead of dividing"),
+    ]
     for axis in range(q.dim() - 1):
-        if q.shape[axis] != D and is_close(got, (scores / math.sqrt(q.shape[axis])).softmax(-1), atol=1e-4):
-                return f"you read d_k from axis {axis} (size {q.shape[axis]}); d_k is the size of the last axis, q.shape[-1]"
-    return "compare your scores with q @ k.transpose(-2, -1) / sqrt(d_k) step by step"
+        if q.shape[axis] != d:
+            named.append((1 / math.sqrt(q.shape[axis]), f"you read d_k from axis {axis} (size {q.shape[axis]}); d_k is the size of the last axis, q.shape[-1]"))
+    for value, hint in named:
+        if abs(c - value) <= 1e-4 * abs(value):
+            return hint
+    return f"your weights are softmax(c * q k^T) with c = {c:.4g}: a wrong scale; it must be 1 / sqrt(d_k) = {1 / math.sqrt(d):.4g} (d_k = q.shape[-1] = {d})"
+
+
+def _diagnose_weights(got: torch.Tensor, q, k, mask) -> str | None:
+    """Name the mistake behind wrong weights by what they do; None when nothing specific matches."""
+    got = got.detach().double()
+    if tuple(got.shape) != tuple(q.shape[:-1]) + (k.shape[-2],):
+        return None
+    d = q.shape[-1]
+    scores = q @ k.transpose(-2, -1)
+    scaled = scores / math.sqrt(d)
+    if mask is not None:
+        hint = diagnose_mask(got, mask, scores=scaled, ref_unmasked=scaled.softmax(-1))
+        if hint:
+            return hint
+        candidates = [1.0, 1 / d, math.sqrt(d)] + [1 / math.sqrt(q.shape[a]) for a in range(q.dim() - 1)]
+        for c in candidates:
+            if is_close(got, _masked_softmax(c * scores, mask), atol=1e-4):
+                return _scale_hint(c, q)
+    else:
+        c = fit_scale(got, scores)
+        if c is not None:
+            return _scale_hint(c, q)
+    axis = normalised_axis(got)
+    if axis is not None:
+        return (f"softmax over the wrong axis: your weights sum to 1 over axis {axis} (size {got.shape[axis]}); "
+                "normalise over the keys (the last dim), not the queries")
+    if is_close(got, scaled.masked_fill(~mask, 0.0) if mask is not None else scaled):
+        return "these are the scaled scores: apply softmax over the keys to turn them into weights"
+    if is_close(got, torch.sigmoid(scaled)):
+        return "you used sigmoid: the weights are a softmax over the keys, so each row sums to 1"
+    sums = got.sum(-1)
+    if bool(((sums - sums.flatten()[0]).abs() < 1e-6).all()) and abs(float(sums.flatten()[0]) - 1) > 1e-3:
+        c = float(sums.flatten()[0])
+        if is_close(got / c, _masked_softmax(scaled, mask)) or is_close(got / c, _masked_softmax(scores, mask)):
+            return f"every row sums to {c:.4g}: you scaled the weights after the softmax; divide the scores by sqrt(d_k) before it"
+    return None
+
+
+def _expect_weights(weights: torch.Tensor, q, k, mask, ref: torch.Tensor, what: str) -> None:
+    """Specific diagnoses first, then the generic rows-sum-to-1 test, then the values."""
+    hint = _diagnose_weights(weights, q, k, mask)
+    w = weights.detach().double()
+    if mask is None:
+        sums = w.sum(-1)
+        if not bool(torch.isfinite(w).all()) or not torch.allclose(sums, torch.ones_like(sums), atol=1e-5):
+            raise CheckFailed(f"{what}: rows should sum to 1, got sums like {[round(float(x), 4) for x in sums.flatten()[:3]]}\n"
+                              f"Hint: {hint or 'each query needs a softmax over the keys (the last axis)'}")
+    else:
+        leaked = w.masked_fill(mask, 0.0).abs().nan_to_num(1.0).max()
+        if leaked > 1e-6:
+            raise CheckFailed(f"{what}: masked keys (mask False) must get weight exactly 0, got up to {float(leaked):.3g}\n"
+                              f"Hint: {hint or 'fill the scores of masked keys with -inf before the softmax'}")
+    expect_close(weights, ref, what, hint=hint or "", axes="B T S" if weights.dim() == 3 else "B H T S")
 
 
 class ScaledDotProductAttentionCheck(Check):
@@ -100,36 +152,39 @@ class ScaledDotProductAttentionCheck(Check):
 
     def verify(self, inputs, outputs):
         q, k, v, mask = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
-        # 1. shapes
-        expect_shape(outputs["out"], (B, T, DV), "out", hint="out = weights @ v has shape (B, T, Dv)")
-        expect_shape(outputs["weights"], (B, T, S), "weights", hint="one weight per (query, key) pair: (B, T, S)")
-        weights = outputs["weights"].detach().double()
-        # 2. behaviour
-        row_sums = weights.sum(-1)
-        if not torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-5):
-            hint = (
-                "each query's weights over the keys must sum to 1; "
-                + ("your columns sum to 1: softmax over the wrong axis?" if torch.allclose(weights.sum(-2), torch.ones(B, S, dtype=weights.dtype), atol=1e-5) else "did you apply softmax?")
-            )
-            raise CheckFailed(f"weights: rows should sum to 1, got sums like {row_sums.flatten()[:3].tolist()}\nHint: {hint}")
-        m_weights = expect_shape(outputs["masked_weights"], (B, T, S), "weights with a mask").detach().double()
-        leaked = m_weights.masked_fill(mask, 0.0).abs().max()
-        if leaked > 1e-6:
-            raise CheckFailed(
-                f"weights with a mask: masked keys (mask False) must get weight exactly 0, got up to {float(leaked):.3g}\n"
-                f"Hint: {_diagnose_weights(m_weights, q, k, mask)}"
-            )
-        # 3. values
         ref_out, ref_weights = reference_sdpa(q, k, v)
-        expect_close(weights, ref_weights, "weights", hint=_diagnose_weights(weights, q, k, None))
-        expect_close(outputs["out"], ref_out, "out", hint="out is weights @ v")
+        # 1. shapes
+        expect_not_swapped(outputs, "out", "weights", ref_out, ref_weights, "out, weights")
+        _expect_out_shape(outputs["out"], (B, T, DV), "out")
+        expect_shape(outputs["weights"], (B, T, S), "weights", hint="one weight per (query, key) pair: (B, T, S)")
+        # 2. behaviour and 3. values, specific diagnoses before the generic tests
+        _expect_weights(outputs["weights"], q, k, None, ref_weights, "weights")
+        expect_close(outputs["out"], ref_out, "out", hint=_out_hint(outputs["out"], outputs["weights"], v), axes="B T Dv")
         ref_m_out, ref_m_weights = reference_sdpa(q, k, v, mask)
-        expect_close(m_weights, ref_m_weights, "weights with a mask", hint=_diagnose_weights(m_weights, q, k, mask))
-        expect_close(outputs["masked_out"], ref_m_out, "out with a mask")
+        expect_shape(outputs["masked_weights"], (B, T, S), "weights with a mask")
+        _expect_weights(outputs["masked_weights"], q, k, mask, ref_m_weights, "weights with a mask")
+        expect_close(outputs["masked_out"], ref_m_out, "out with a mask", hint=_out_hint(outputs["masked_out"], None, v, mask, q, k), axes="B T Dv")
         # 4. gradients
         qg, kg, vg = leaf_copies(q, k, v)
         (reference_sdpa(qg, kg, vg).out * inputs["grad_out"]).sum().backward()
         expect_grads(outputs["grads"], (qg.grad, kg.grad, vg.grad), "qkv", "scaled_dot_product_attention")
+
+
+def _expect_out_shape(out, shape, what):
+    if isinstance(out, torch.Tensor) and out.dim() == len(shape) and tuple(out.shape[:-1]) == tuple(shape[:-1]) and out.shape[-1] == D != shape[-1]:
+        raise CheckFailed(f"{what}: expected shape {tuple(shape)}, got {tuple(out.shape)}: {D} features, the size of q and k\n"
+                          "Hint: out = weights @ v: the output mixes the values v (Dv features), not the keys or queries")
+    expect_shape(out, shape, what, hint="out = weights @ v has shape (..., T, Dv)")
+
+
+def _out_hint(out, weights, v, mask=None, q=None, k=None) -> str:
+    """out is wrong although the weights were right: name what it was computed from."""
+    if isinstance(out, torch.Tensor) and q is not None and mask is not None:
+        if is_close(out, reference_sdpa(q, k, v).out):
+            return "out with a mask equals out without it: compute out from the masked weights"
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == tuple(v.shape[:-2]) + (v.shape[-1],):
+        return "out keeps one row per query: weights (..., T, S) @ v (..., S, Dv)"
+    return "out = weights @ v, with the same weights you return"
 
 
 class DotProductVarianceCheck(Check):
@@ -161,13 +216,18 @@ class DotProductVarianceCheck(Check):
             if 0.85 <= ratio <= 1.15:
                 continue
             if 0.7 <= v <= 1.3:
-                hint = "your variance stays near 1: you measured the *scaled* product q.k / sqrt(d_k); measure q.k itself"
+                hint = ("your variance stays near 1 instead of growing with d_k: measure the *unscaled* sum "
+                        "q . k = sum over all d_k components of q_i k_i (not divided by sqrt(d_k), not a single component)")
             elif 0.03 <= ratio <= 0.07:
                 hint = "components should be standard normal (torch.randn), not uniform on [0, 1) (torch.rand)"
+            elif abs(v) < 5 * math.sqrt(d_k / inputs["n_samples"]):
+                hint = "your value is near 0: that is the mean of q . k; return its variance (torch.var)"
+            elif 0.85 <= v / math.sqrt(d_k) <= 1.15:
+                hint = "your value grows like sqrt(d_k): that is the standard deviation; return the variance (its square)"
             elif 0.85 <= v / d_k**2 <= 1.15:
                 hint = "you seem to have computed a variance that grows like d_k^2: the variance of a sum of d_k independent unit-variance products is d_k"
             else:
-                hint = "draw n_samples pairs q, k of shape (n_samples, d_k), take (q * k).sum(-1), and return its variance"
+                hint = f"your value is {ratio:.3g} times d_k; draw n_samples pairs q, k of shape (n_samples, d_k), take (q * k).sum(-1), and return its variance"
             raise CheckFailed(f"dot_product_variance({d_k}): expected about {d_k} (= d_k), got {v:.4g}\nHint: {hint}")
 
 
@@ -214,10 +274,8 @@ class AttentionWeightsCheck(Check):
             outputs["weights"], (B, T, S), "weights",
             hint="one weight per (query, key) pair: q (B, T, D) @ k^T (B, D, S) -> (B, T, S); transpose the last two axes of k",
         )
-        # 2. behaviour
-        _expect_rows_sum_to_one(weights.detach().double(), "weights")
-        # 3. values
-        expect_close(weights, _reference_weights(q, k), "weights", hint=_diagnose_weights(weights, q, k, None))
+        # 2. behaviour and 3. values (specific diagnoses first)
+        _expect_weights(weights, q, k, None, _reference_weights(q, k), "weights")
         # 4. gradients
         qg, kg = leaf_copies(q, k)
         (_reference_weights(qg, kg) * inputs["grad_w"]).sum().backward()
@@ -247,10 +305,8 @@ class AttentionWeightsBatchedHeadsCheck(Check):
                 f"weights for float32 inputs: expected dtype float32, got {weights.dtype}\n"
                 "Hint: keep computing in the inputs' dtype: no .double(), no float64 tensors mixed in; scale by a Python float"
             )
-        _expect_rows_sum_to_one(weights.double(), "weights for 4-D inputs")
         q64, k64 = q.double(), k.double()
-        expect_close(weights, _reference_weights(q64, k64), "weights for 4-D inputs",
-                     hint=_diagnose_weights(weights, q64, k64, None), atol=1e-5, rtol=1e-4)
+        _expect_weights(weights, q64, k64, None, _reference_weights(q64, k64), "weights for 4-D inputs")
 
 
 class SdpaFullyMaskedRowCheck(Check):
@@ -282,6 +338,11 @@ class SdpaFullyMaskedRowCheck(Check):
             "softmax of a row where every score is -inf is 0/0 = NaN. Mask with a very negative finite number "
             "(torch.finfo(scores.dtype).min) and set the masked weights to 0 after softmax"
         )
+        q64, k64 = q.double(), k.double()
+        scaled = q64 @ k64.transpose(-2, -1) / math.sqrt(D)
+        specific = diagnose_mask(weights, mask, scores=scaled, ref_unmasked=scaled.softmax(-1))
+        if specific and "NaN rows are exactly" not in specific:
+            raise CheckFailed(f"weights with a mask (4-D): masked keys must get weight 0\nHint: {specific}")
         if not bool(torch.isfinite(weights).all()) or not bool(torch.isfinite(out).all()):
             raise CheckFailed("a query whose keys are all masked: expected weights 0 and output 0, got NaN or inf\nHint: " + nan_hint)
         row = weights[1, :, 2, :].double()
@@ -291,11 +352,35 @@ class SdpaFullyMaskedRowCheck(Check):
                 "(a uniform row spreads attention over keys that must not be seen)\nHint: zero the masked weights after softmax"
             )
         ref = reference_sdpa(q.double(), k.double(), v.double(), mask)
-        expect_close(weights, ref.weights, "weights with a mask (4-D)", hint="masked keys get weight 0, other rows sum to 1")
+        expect_close(weights, ref.weights, "weights with a mask (4-D)", hint=_diagnose_weights(weights, q64, k64, mask) or "", axes="B H T S")
         expect_close(out, ref.out, "out with a mask (4-D)", hint="out = weights @ v")
         for name, x in (("out", out), ("weights", weights)):
             if x.dtype != torch.float32:
                 raise CheckFailed(f"{name} for float32 inputs: expected dtype float32, got {x.dtype}\nHint: avoid float64 constants")
+
+
+def _entropy_hint(h, w, ref) -> str:
+    """Name an entropy mistake by the factor between the learner's values and the reference."""
+    got = h.detach().double()
+    factors = {
+        -1.0: "your entropy is negative: H = -sum w log w (mind the minus sign)",
+        1 / math.log(2): "you used log base 2; use the natural logarithm (nats)",
+        1 / math.log(10): "you used log base 10; use the natural logarithm (nats)",
+        1 / w.shape[-1]: "you averaged over the keys (mean); the entropy is a sum over the keys",
+        -1 / w.shape[-1]: "you averaged over the keys (mean) and lost the minus sign: H = -sum w log w",
+    }
+    for c, hint in factors.items():
+        if is_close(got, c * ref):
+            return hint
+    one_hot = (w == 1).any(-1)
+    if bool(one_hot.any()) and bool(torch.isfinite(got).all()):
+        vals = got[one_hot].abs()
+        if 0 < float(vals.max()) < 0.05:
+            return (f"a one-hot row should have entropy exactly 0, yours has {float(vals.max()):.3g}: an eps inside the log "
+                    "(log(w + eps)) shifts every term; use torch.special.xlogy(w, w), or treat w = 0 terms as 0")
+    if bool((got > math.log(w.shape[-1]) + 1e-6).any()):
+        return f"an entropy above log(S) = {math.log(w.shape[-1]):.3f} is impossible for weights that sum to 1"
+    return ""
 
 
 def _reference_entropy(weights: torch.Tensor) -> torch.Tensor:
@@ -321,16 +406,9 @@ class AttentionEntropyCheck(Check):
     def verify(self, inputs, outputs):
         w = inputs["weights"]
         h = expect_shape(outputs["entropy"], (B, T), "entropy",
-                         hint="one entropy per query: sum over the keys, the last axis, and keep the other axes")
+                         hint="one entropy per query: sum over the keys, the last axis (dim=-1, no keepdim), and keep the other axes")
         ref = _reference_entropy(w)
-        hint = "H = -sum over keys of w * log(w), with the natural logarithm"
-        got = h.detach().double()
-        if is_close(got, -ref):
-            hint = "your entropy is negative: H = -sum w log w (mind the minus sign)"
-        elif is_close(got, ref / math.log(2)):
-            hint = "you used log base 2; use the natural logarithm (nats)"
-        elif bool((got > math.log(S) + 1e-6).any()):
-            hint = f"an entropy above log(S) = {math.log(S):.3f} is impossible for weights that sum to 1"
+        hint = _entropy_hint(h, w, ref)
         expect_close(h, ref, "entropy", hint=hint)
         wg = w.clone().requires_grad_(True)
         (_reference_entropy(wg) * inputs["grad_h"]).sum().backward()
@@ -354,14 +432,16 @@ class AttentionEntropyOneHotCheck(Check):
         return {"entropy": student_call(fn, inputs["weights"], what="attention_entropy(weights) with zeros in the weights")}
 
     def verify(self, inputs, outputs):
-        h = expect_shape(outputs["entropy"], (2, 3), "entropy of rows with zeros")
+        h = expect_shape(outputs["entropy"], (2, 3), "entropy of rows with zeros",
+                         hint="one entropy per query: sum over the keys, the last axis (dim=-1, no keepdim)")
         if not bool(torch.isfinite(h).all()):
             raise CheckFailed(
                 "entropy of rows containing zero weights: got NaN or inf\n"
                 "Hint: 0 * log(0) is 0 * -inf = NaN in floating point; the limit is 0, so treat those terms as 0"
             )
-        expect_close(h, _reference_entropy(inputs["weights"]), "entropy of rows with zeros",
-                     hint="a one-hot row has entropy 0; a row (0.5, 0.5, 0, 0) has entropy log 2")
+        ref = _reference_entropy(inputs["weights"])
+        expect_close(h, ref, "entropy of rows with zeros",
+                     hint=_entropy_hint(h, inputs["weights"], ref) or "a one-hot row has entropy 0; a row (0.5, 0.5, 0, 0) has entropy log 2")
 
 
 check_attention_weights = AttentionWeightsCheck().as_function()
