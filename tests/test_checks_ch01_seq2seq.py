@@ -88,6 +88,63 @@ def matmul_transposes_h(h, hs, mask=None):
     return (weights.unsqueeze(1) @ hs).squeeze(1), weights
 
 
+def context_swapped(h, hs):
+    context, weights = context_ok(h, hs)
+    return weights, context
+
+
+def context_mean(h, hs):
+    weights = (hs * h.unsqueeze(1)).sum(-1).softmax(-1)
+    return (hs * weights.unsqueeze(-1)).mean(1), weights
+
+
+def context_last_state(h, hs):
+    weights = (hs * h.unsqueeze(1)).sum(-1).softmax(-1)
+    return hs[:, -1], weights
+
+
+def context_raw_scores(h, hs):
+    scores = (hs * h.unsqueeze(1)).sum(-1)
+    return (hs * scores.softmax(-1).unsqueeze(-1)).sum(1), scores
+
+
+def matmul_swapped(h, hs, mask=None):
+    context, weights = matmul_ok(h, hs, mask)
+    return weights, context
+
+
+def matmul_fill_zero(h, hs, mask=None):
+    scores = (hs @ h.unsqueeze(-1)).squeeze(-1)  # (B, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, 0)
+    weights = torch.softmax(scores, dim=-1)
+    return (weights.unsqueeze(1) @ hs).squeeze(1), weights
+
+
+def matmul_inverted_neg_inf(h, hs, mask=None):
+    scores = torch.bmm(hs, h.unsqueeze(2)).squeeze(2)
+    if mask is not None:
+        scores[mask] = float("-inf")
+    weights = torch.softmax(scores, dim=1)
+    return torch.bmm(weights.unsqueeze(1), hs).squeeze(1), weights
+
+
+def matmul_scaled(h, hs, mask=None):
+    scores = (hs @ h.unsqueeze(-1)).squeeze(-1) / hs.shape[-1] ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(-1)
+    return (weights.unsqueeze(1) @ hs).squeeze(1), weights
+
+
+def matmul_softmax_dim0(h, hs, mask=None):
+    scores = (hs @ h.unsqueeze(-1)).squeeze(-1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = scores.softmax(0)
+    return (weights.unsqueeze(1) @ hs).squeeze(1), weights
+
+
 def not_implemented(*args, **kwargs):
     raise NotImplementedError()
 
@@ -184,6 +241,11 @@ def step_returns_old_state(y_prev, h_prev, hs, mask, layers):
     return logits, h_prev, weights
 
 
+class AdditiveScaled(AdditiveOk):
+    def forward(self, q, k):  # a scale borrowed from chapter 3
+        return super().forward(q, k) / q.shape[-1] ** 0.5
+
+
 def step_weights_first(y_prev, h_prev, hs, mask, layers):
     logits, h, weights = step_ok(y_prev, h_prev, hs, mask, layers)
     return weights, logits, h
@@ -191,26 +253,43 @@ def step_weights_first(y_prev, h_prev, hs, mask, layers):
 
 CASES = [
     (check_attention_context, context_ok, [
-        (context_softmax_batch_axis, "wrong axis"),
+        (context_softmax_batch_axis, "dim=0 is the batch"),
         (context_weighted_by_scores, "not by the raw scores"),
         (context_sum_wrong_axis, "sum over the source axis"),
         (context_scaled, "without the 1/sqrt(d) scale"),
         (context_detached, "gradients do not flow"),
+        (context_swapped, "wrong order"),
+        (context_mean, "averaged (mean) over the source positions"),
+        (context_last_state, "the last encoder state"),
+        (context_raw_scores, "raw scores"),
         (not_implemented, "not implemented yet"),
     ]),
     (check_attention_context_other_sizes, context_ok, [
         (context_square_bug, "S == C"),
-        (context_softmax_batch_axis, "softmax"),
+        (context_softmax_batch_axis, "dim=0 is the batch"),
+        (context_swapped, "wrong order"),
+        (context_scaled, "without the 1/sqrt(d) scale"),
+        (context_mean, "averaged (mean) over the source positions"),
+        (context_weighted_by_scores, "not by the raw scores"),
     ]),
     (check_attention_context_matmul, matmul_ok, [
         (matmul_inverted_mask, "polarity is inverted"),
-        (matmul_zero_after_softmax, "before it"),
+        (matmul_inverted_neg_inf, "polarity is inverted"),
+        (matmul_zero_after_softmax, "zeroed the masked weights after the softmax"),
         (matmul_ignores_mask, "the mask is ignored"),
+        (matmul_fill_zero, "masked scores were set to 0"),
+        (matmul_swapped, "wrong order"),
+        (matmul_scaled, "without the 1/sqrt(d) scale"),
+        (matmul_softmax_dim0, "dim=0 is the batch"),
         (lambda h, hs, mask=None: lib_matmul(h, hs, mask).out, "should return a tuple"),
     ]),
     (check_attention_context_matmul_square, matmul_ok, [
         (matmul_transposes_h, "transpose hs to (B, C, S)"),
         (matmul_inverted_mask, "polarity is inverted"),
+        (matmul_fill_zero, "masked scores were set to 0"),
+        (matmul_zero_after_softmax, "zeroed the masked weights after the softmax"),
+        (matmul_ignores_mask, "the mask is ignored"),
+        (matmul_swapped, "wrong order"),
     ]),
     (check_additive_score, AdditiveOk, [
         (AdditiveNoTanh, "tanh is missing"),
@@ -219,10 +298,15 @@ CASES = [
         (AdditiveSwappedBroadcast, "another order"),
         (AdditiveWithBias, "no bias"),
         (AdditiveWrongV, "nn.Linear(d_hidden, 1)"),
+        (AdditiveScaled, "constant scale"),
     ]),
     (check_additive_score_other_sizes, AdditiveOk, [
         (AdditiveSquareW1, "nn.Linear(d_q, d_hidden)"),
         (AdditiveNoTanh, "tanh is missing"),
+        (AdditiveSumsHidden, "instead of applying v"),
+        (AdditiveSoftmax, "before softmax"),
+        (AdditiveWithBias, "no bias"),
+        (AdditiveWrongV, "nn.Linear(d_hidden, 1)"),
     ]),
     (check_attention_decoder_step, step_ok, [
         (step_bahdanau_order, "Bahdanau's order"),
@@ -230,11 +314,15 @@ CASES = [
         (step_no_tanh, "tanh is missing"),
         (step_no_mask, "pass the mask"),
         (step_returns_old_state, "not h_prev"),
-        (step_weights_first, "logits: expected shape"),
+        (step_weights_first, "in that order"),
     ]),
     (check_attention_decoder_steps, step_ok, [
-        (step_returns_old_state, "becomes h_prev of the next step"),
-        (step_concat_swapped, "must match part (d)"),
+        (step_returns_old_state, "your steps all start from the first state"),
+        (step_concat_swapped, "context first"),
+        (step_bahdanau_order, "Bahdanau's order"),
+        (step_no_tanh, "tanh is missing"),
+        (step_no_mask, "pass the mask"),
+        (step_weights_first, "in that order"),
     ]),
 ]
 

@@ -19,6 +19,10 @@ from course_lib.checks._core import (
     Check,
     CheckFailed,
     backward_grads,
+    diagnose_mask,
+    expect_not_swapped,
+    fit_scale,
+    normalised_axis,
     expect_close,
     expect_grads,
     expect_shape,
@@ -94,37 +98,51 @@ def _expect_rows_sum_to_one(weights: torch.Tensor, what: str, hint: str | None =
 
 def _diagnose_context(weights, context, h, hs, mask=None) -> str:
     scores = (hs * h.unsqueeze(1)).sum(-1)
+    ref = _reference_context(h, hs, mask)[0]
+    got_w = weights.detach().double() if isinstance(weights, torch.Tensor) else None
     if is_close(context, (hs * scores.unsqueeze(-1)).sum(1)):
         return "the context must be weighted by the softmax *weights*, not by the raw scores"
+    if is_close(context, ref / hs.shape[1]):
+        return "you averaged (mean) over the source positions: the context is the weighted *sum* over S"
     if is_close(context, hs.mean(1)):
         return "your context is the plain average of hs: weight each hs_s by its attention weight before summing"
     if is_close(context, hs[:, -1]):
         return "your context is the last encoder state: that is the decoder WITHOUT attention"
+    if got_w is not None and tuple(got_w.shape) == tuple(scores.shape) and not is_close(got_w, _reference_context(h, hs, mask)[1]) \
+            and is_close(context, (hs * got_w.unsqueeze(-1)).sum(1)):
+        return "your context follows from your weights; fix the weights first"
     return "context = sum over s of weights[b, s] * hs[b, s, :]: multiply hs (B, S, C) by weights[..., None] (B, S, 1) and sum over S"
 
 
 def _diagnose_weights(weights, h, hs, mask=None) -> str:
+    weights = weights.detach().double()
     scores = (hs * h.unsqueeze(1)).sum(-1)
-    if is_close(weights, scores.softmax(0)):
+    if mask is not None:
+        hint = diagnose_mask(weights, mask, scores=scores, ref_unmasked=scores.softmax(-1))
+        if hint:
+            if "not applied" in hint:
+                return "the mask is ignored: fill the scores of padded positions (mask False) with -inf before the softmax"
+            return hint
+    axis = normalised_axis(weights)
+    if axis == 0:
         return "softmax over the wrong axis: dim=0 is the batch; normalise over the source positions (the last axis)"
-    if is_close(weights, (scores / C**0.5).softmax(-1)):
-        return "chapter 1's score is the plain dot product h . hs_s, without the 1/sqrt(d) scale (that comes in chapter 3)"
+    c = fit_scale(weights, scores) if mask is None else None
+    if c is not None:
+        if abs(c - hs.shape[-1] ** -0.5) < 1e-4 * c:
+            return "chapter 1's score is the plain dot product h . hs_s, without the 1/sqrt(d) scale (that comes in chapter 3)"
+        return f"your weights are softmax(c * h . hs_s) with c = {c:.4g}: chapter 1's score is the plain dot product, c = 1"
     if is_close(weights, scores):
         return "these are the raw scores: apply softmax over the source positions"
-    padded_rows = (~mask).any(-1) if mask is not None else None
-    if mask is not None and bool(padded_rows.any()):
-        on_real = weights[padded_rows].masked_fill(~mask[padded_rows], 0.0).nan_to_num(0.0).abs().max()
-        if float(on_real) < 1e-6:  # all the weight went to the padding
-            return "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"
-    if mask is not None and is_close(weights, scores.softmax(-1)):
-        return "the mask is ignored: fill the scores of padded positions (mask False) with -inf before the softmax"
-    if mask is not None and is_close(weights, scores.softmax(-1) * mask):
-        return "you zeroed masked weights after the softmax, so rows no longer sum to 1: fill the scores with -inf before it"
     hint = "score_s = h . hs_s (multiply h[:, None, :] by hs and sum over the hidden axis C), then softmax over S"
     if hs.shape[1] == hs.shape[2]:
         hint += (". Here S == C, so a sum or transpose over the wrong axis keeps the right shapes: "
                  "hs is (B, S, C); in the matrix form transpose hs to (B, C, S), not h")
     return hint
+
+
+def _specific_weights_hint(weights, h, hs, mask=None) -> str | None:
+    hint = _diagnose_weights(weights, h, hs, mask)
+    return None if hint.startswith("score_s = h . hs_s") else hint
 
 
 # --------------------------------------------------------------------------- (a) clarity-first attention
@@ -153,14 +171,15 @@ class AttentionContextCheck(Check):
         h, hs = inputs["h"], inputs["hs"]
         b, s, c = hs.shape
         # 1. shapes
+        expect_not_swapped(outputs, "context", "weights", *_reference_context(h, hs), "context, weights")
         weights = expect_shape(outputs["weights"], (b, s), "weights",
                                hint="one weight per source position: sum h[:, None, :] * hs over the hidden axis C (the last one)")
         context = expect_shape(outputs["context"], (b, c), "context",
                                hint="the context is a weighted sum of the S encoder states: sum over the source axis (dim=1), keeping C")
-        # 2. behaviour
-        _expect_rows_sum_to_one(weights.detach().double(), "weights")
-        # 3. values
+        # 2. behaviour (a specific diagnosis first) and 3. values
         ref_context, ref_weights = _reference_context(h, hs)
+        if not is_close(weights, ref_weights):
+            _expect_rows_sum_to_one(weights.detach().double(), "weights", hint=_specific_weights_hint(weights, h, hs))
         expect_close(weights, ref_weights, "weights", hint=_diagnose_weights(weights.detach().double(), h, hs))
         expect_close(context, ref_context, "context", hint=_diagnose_context(weights, context.detach().double(), h, hs))
         # 4. gradients
@@ -209,11 +228,13 @@ class AttentionContextMatmulCheck(Check):
     def verify(self, inputs, outputs):
         h, hs, mask = inputs["h"], inputs["hs"], inputs["mask"]
         b, s, c = hs.shape
+        expect_not_swapped(outputs, "context", "weights", *_reference_context(h, hs), "context, weights")
         transposed = "(B, 1, C) @ (B, C, S) -> (B, 1, S): transpose hs, not h, then squeeze the 1"
         weights = expect_shape(outputs["weights"], (b, s), "weights", hint=transposed)
         context = expect_shape(outputs["context"], (b, c), "context", hint="(B, 1, S) @ (B, S, C) -> (B, 1, C), then squeeze the 1")
-        _expect_rows_sum_to_one(weights.detach().double(), "weights")
         ref_context, ref_weights = _reference_context(h, hs)
+        if not is_close(weights, ref_weights):
+            _expect_rows_sum_to_one(weights.detach().double(), "weights", hint=_specific_weights_hint(weights, h, hs))
         expect_close(weights, ref_weights, "weights", hint=_diagnose_weights(weights.detach().double(), h, hs))
         expect_close(context, ref_context, "context", hint=_diagnose_context(weights, context.detach().double(), h, hs))
         # with a mask: padded positions get exactly 0, real ones still sum to 1
@@ -416,6 +437,10 @@ class AttentionDecoderStepCheck(Check):
 
     def verify(self, inputs, outputs):
         y_prev, h_prev, hs, mask, w = (inputs[n] for n in ("y_prev", "h_prev", "hs", "mask", "weights"))
+        got_shapes = [tuple(outputs[n].shape) if isinstance(outputs[n], torch.Tensor) else None for n in ("logits", "h", "weights")]
+        if sorted(map(str, got_shapes)) == sorted(map(str, [(B, V), (B, C), (B, S)])) and got_shapes != [(B, V), (B, C), (B, S)]:
+            raise CheckFailed(f"the three results have the right shapes in the wrong order: got {got_shapes}\n"
+                              "Hint: return (logits (B, V), h (B, C), weights (B, S)), in that order")
         logits = expect_shape(outputs["logits"], (B, V), "logits", hint="layers.out maps h~_t (B, C) to (B, V)")
         h = expect_shape(outputs["h"], (B, C), "h", hint="the new decoder state is layers.cell(x, h_prev): (B, C)")
         weights = expect_shape(outputs["weights"], (B, S), "weights", hint="one weight per source position: (B, S)")
@@ -454,16 +479,46 @@ class AttentionDecoderStepsCheck(Check):
             )  # fmt: skip
             if not isinstance(h, torch.Tensor) or not isinstance(logits, torch.Tensor):
                 raise CheckFailed(f"step {t}: expected tensors (logits, h, weights)")
+            if tuple(h.shape) != tuple(inputs["h0"].shape):
+                raise CheckFailed(f"step {t}: the second result should be the new state h, shape {tuple(inputs['h0'].shape)}, "
+                                  f"got shape {tuple(h.shape)}\nHint: return (logits, h, weights), in that order")
             all_logits.append(logits.detach())
         return {"logits": all_logits}
 
     def verify(self, inputs, outputs):
-        h = inputs["h0"]
         if not isinstance(outputs["logits"], list) or len(outputs["logits"]) != inputs["tokens"].shape[1]:
             raise CheckFailed("expected one logits tensor per step")
-        for t, got in enumerate(outputs["logits"]):
-            ref, h, _ = _reference_step(inputs["tokens"][:, t], h, inputs["hs"], inputs["mask"], inputs["weights"])
-            expect_close(got, ref, f"logits at step {t} of a chained decode", hint="each step must match part (d) on its own, and the new state h_t a step returns becomes h_prev of the next step")
+        expected = _chain(inputs)
+        for t, (got, ref) in enumerate(zip(outputs["logits"], expected)):
+            if is_close(got, ref):
+                continue
+            hint = "each step must match part (d) on its own, and the new state h_t a step returns becomes h_prev of the next step"
+            for variant_hint, kwargs in _STEP_VARIANTS.items():
+                if all(is_close(g, r) for g, r in zip(outputs["logits"], _chain(inputs, **kwargs))):
+                    hint = variant_hint
+                    break
+            expect_close(got, ref, f"logits at step {t} of a chained decode", hint=hint, axes="B V")
+
+
+def _chain(inputs, keep_state: bool = False, **kwargs) -> list[torch.Tensor]:
+    """The reference logits of the chained steps; keep_state feeds h0 to every step (the state is not carried)."""
+    h, all_logits = inputs["h0"], []
+    for t in range(inputs["tokens"].shape[1]):
+        logits, h_new, _ = _reference_step(inputs["tokens"][:, t], h, inputs["hs"], inputs["mask"], inputs["weights"], **kwargs)
+        all_logits.append(logits)
+        h = h if keep_state else h_new
+    return all_logits
+
+
+_STEP_VARIANTS = {
+    "the new state h_t a step returns must become h_prev of the next step: your steps all start from the first state "
+    "(return the NEW state h_t, not h_prev)": dict(keep_state=True),
+    "attend with the new state h_t (Luong): the GRU step comes first, then attention on its output; "
+    "scoring with h_{t-1} is Bahdanau's order": dict(attend_to_previous=True),
+    "the order of the concatenation matters: h~_t = tanh(W_c [c_t; h_t]) with the context first": dict(concat_order="hc"),
+    "h~_t = tanh(W_c [c_t; h_t]): the tanh is missing": dict(use_tanh=False),
+    "padded source positions must get weight 0: pass the mask to the attention (True = may attend)": dict(use_mask=False),
+}
 
 
 check_attention_context = AttentionContextCheck().as_function()
