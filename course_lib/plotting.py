@@ -36,6 +36,7 @@ def plot_attention(
     cmap: str = "viridis",
     colorbar: bool = True,
     annotate: bool = False,
+    vmax: float | None = None,
 ) -> plt.Axes:
     """Heatmap of one (T, S) weight matrix: rows are queries, columns keys.
 
@@ -47,7 +48,8 @@ def plot_attention(
         raise ValueError(f"plot_attention expects one (T, S) matrix, got shape {w.shape}: select a batch element and head first")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * w.shape[1] + 2, 0.45 * w.shape[0] + 1.2))
-    im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-9, float(w.max())), aspect="auto")
+    top = float(w.max()) if vmax is None else vmax  # vmax: one colour scale shared by several heatmaps
+    im = ax.imshow(w, cmap=cmap, vmin=0.0, vmax=max(1e-9, top), aspect="auto")
     _token_ticks(ax, keys, queries)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query")
@@ -58,12 +60,21 @@ def plot_attention(
     if title:
         ax.set_title(title)
     if colorbar:
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="weight")
     return ax
 
 
-def plot_heads(weights, keys=None, queries=None, titles: Sequence[str] | None = None, ncols: int | None = None, size: float = 2.6):
-    """Several (T, S) heatmaps side by side, e.g. every head of one layer.
+def plot_heads(
+    weights,
+    keys=None,
+    queries=None,
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 2.6,
+    colorbar: bool = True,
+):
+    """Several (T, S) heatmaps side by side, e.g. every head of one layer, on one colour scale
+    (0 to the largest weight of any head), with one colour bar for all of them.
 
     Shapes:
         weights: (H, T, S)
@@ -79,10 +90,12 @@ def plot_heads(weights, keys=None, queries=None, titles: Sequence[str] | None = 
         if h >= H:
             ax.axis("off")
             continue
-        plot_attention(w[h], keys, queries, ax=ax, title=titles[h] if titles else f"head {h}", colorbar=False)
+        plot_attention(w[h], keys, queries, ax=ax, title=titles[h] if titles else f"head {h}", colorbar=False, vmax=float(w.max()))
         if h % ncols:
             ax.set_ylabel("")
     fig.tight_layout()
+    if colorbar:
+        fig.colorbar(axes.flat[0].images[0], ax=axes.ravel().tolist(), fraction=0.025, pad=0.02, label="attention weight")
     return fig
 
 
@@ -121,8 +134,10 @@ def plot_mask(
     queries: Sequence[str] | None = None,
     ax: plt.Axes | None = None,
     title: str | None = None,
+    legend: bool = True,
 ) -> plt.Axes:
-    """A boolean (T, S) mask as a grid: filled = may attend (True), blank = masked (False).
+    """A boolean (T, S) mask as a grid: filled = may attend (True), blank = masked (False), with a
+    legend saying so (to the right of the grid; pass legend=False for all but one of a row of masks).
 
     Shapes:
         mask: (T, S) bool (select one batch element and head of a (B, H, T, S) mask first)
@@ -145,4 +160,11 @@ def plot_mask(
     ax.set_ylabel("query")
     if title:
         ax.set_title(title)
+    if legend:
+        from matplotlib.patches import Patch
+
+        ax.legend(
+            handles=[Patch(fc="#2e7d32", label="may attend (True)"), Patch(fc="#eeeeee", ec="gray", label="masked (False)")],
+            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False,
+        )  # fmt: skip
     return ax
