@@ -45,6 +45,11 @@ def qkv_detached(x, W_q, W_k, W_v):
     return tuple(t.detach() for t in qkv_ok(x, W_q, W_k, W_v))
 
 
+def qkv_same_matrix(x, W_q, W_k, W_v):  # one projection reused
+    q = x @ W_q
+    return q, q, x @ W_v
+
+
 # --------------------------------------------------------------------------- (b), (d) attention
 
 
@@ -91,6 +96,16 @@ def self_sums_inputs(x, W_q, W_k, W_v):
     return w @ x, w
 
 
+def self_swapped(x, W_q, W_k, W_v):
+    out, w = self_ok(x, W_q, W_k, W_v)
+    return w, out
+
+
+def self_unprojected(x, W_q, W_k, W_v):
+    w = (x @ x.transpose(-2, -1)).softmax(-1)
+    return w @ (x @ W_v), w
+
+
 def cross_ok(x_dec, x_enc, W_q, W_k, W_v):
     return attend(x_dec @ W_q, x_enc @ W_k, x_enc @ W_v)
 
@@ -114,6 +129,23 @@ def cross_scaled(x_dec, x_enc, W_q, W_k, W_v):
     q, k, v = x_dec @ W_q, x_enc @ W_k, x_enc @ W_v
     w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
     return w @ v, w
+
+
+def cross_swapped(x_dec, x_enc, W_q, W_k, W_v):
+    out, w = cross_ok(x_dec, x_enc, W_q, W_k, W_v)
+    return w, out
+
+
+def cross_wrong_axis(x_dec, x_enc, W_q, W_k, W_v):
+    q, k, v = x_dec @ W_q, x_enc @ W_k, x_enc @ W_v
+    w = torch.softmax(q @ k.transpose(1, 2), dim=1)
+    return w @ v, w
+
+
+def cross_unprojected_values(x_dec, x_enc, W_q, W_k, W_v):
+    q, k = x_dec @ W_q, x_enc @ W_k
+    w = (q @ k.transpose(-2, -1)).softmax(-1)
+    return w @ x_enc, w
 
 
 # --------------------------------------------------------------------------- (c) cosine
@@ -143,17 +175,36 @@ def cosine_torch_builtin(q, k):  # right: F.cosine_similarity with broadcasting
     return torch.nn.functional.cosine_similarity(q.unsqueeze(-2), k.unsqueeze(-3), dim=-1)
 
 
+def cosine_squared_norms(q, k):
+    qq = (q * q).sum(-1, keepdim=True).clamp_min(1e-12)
+    kk = (k * k).sum(-1, keepdim=True).clamp_min(1e-12)
+    return (q / qq) @ (k / kk).transpose(-2, -1)
+
+
+def cosine_softmax(q, k):
+    return cosine_score(q, k).softmax(dim=-1)
+
+
+def cosine_only_q(q, k):
+    return (q / q.norm(dim=-1, keepdim=True)) @ k.transpose(-2, -1)
+
+
 CASES = [
     (check_qkv_projections, qkv_ok, [
         (qkv_swapped_kv, "k = x @ W_k"),
         (qkv_transposed, "raised RuntimeError"),
-        (qkv_chapter1_style, "expected shape"),
-        (qkv_swapped_qk, "two projections are swapped"),
+        (qkv_chapter1_style, "chapter 1's hs"),
+        (qkv_swapped_qk, "q must use W_q: yours equals x @ W_k"),
+        (qkv_same_matrix, "k must use W_k: yours equals x @ W_q"),
         (qkv_detached, "gradients do not flow"),
     ]),
     (check_qkv_projections_square, qkv_ok, [
         (qkv_transposed, "not x @ W.T"),
         (qkv_chapter1_style, "chapter 1's hs"),
+        (qkv_swapped_qk, "q must use W_q: yours equals x @ W_k"),
+        (qkv_swapped_kv, "k must use W_k: yours equals x @ W_v"),
+        (qkv_same_matrix, "k must use W_k: yours equals x @ W_q"),
+        (qkv_detached, "gradients do not flow"),
     ]),
     (check_self_attention, self_ok, [
         (self_scaled, "no scale yet"),
@@ -161,29 +212,49 @@ CASES = [
         (self_transposes_q, "Transpose k's last two axes"),
         (self_q_q, "compared the queries with themselves"),
         (self_sums_inputs, "not weights @ x"),
+        (self_swapped, "wrong order"),
+        (self_unprojected, "compared the raw inputs"),
     ]),
     (check_self_attention_unbatched, self_ok, [
         (self_fixed_axes, "raised"),
         (self_wrong_axis, "wrong axis"),
+        (self_scaled, "no scale yet"),
+        (self_q_q, "compared the queries with themselves"),
+        (self_swapped, "wrong order"),
+        (self_unprojected, "compared the raw inputs"),
     ]),
     (check_cosine_scores, cosine_ok, [
         (cosine_plain_dot, "plain dot product"),
         (cosine_only_k, "BOTH q and k"),
+        (cosine_only_q, "BOTH q and k"),
         (cosine_wrong_norm_axis, "norm over its features"),
+        (cosine_squared_norms, "squared lengths"),
+        (cosine_softmax, "you applied a softmax"),
     ]),
     (check_cosine_scores_zero_vector, cosine_ok, [
         (cosine_no_eps, "NaN"),
-        (cosine_plain_dot, "values differ"),
+        (cosine_plain_dot, "plain dot product"),
+        (cosine_only_k, "BOTH q and k"),
+        (cosine_wrong_norm_axis, "norm over its features"),
+        (cosine_squared_norms, "squared lengths"),
+        (cosine_softmax, "you applied a softmax"),
     ]),
     (check_cross_attention, cross_ok, [
         (cross_is_self_attention, "keys (and values) come from the ENCODER"),
-        (cross_queries_from_encoder, "another order"),
+        (cross_queries_from_encoder, "queries and keys are swapped"),
         (cross_values_from_decoder_last, "values come from the encoder"),
         (cross_scaled, "no scale yet"),
+        (cross_swapped, "wrong order"),
+        (cross_wrong_axis, "wrong axis"),
+        (cross_unprojected_values, "project the values first"),
     ]),
     (check_cross_attention_one_query, cross_ok, [
-        (cross_is_self_attention, "expected shape"),
+        (cross_is_self_attention, "keys (and values) come from the ENCODER"),
         (cross_scaled, "no scale yet"),
+        (cross_queries_from_encoder, "queries and keys are swapped"),
+        (cross_swapped, "wrong order"),
+        (cross_wrong_axis, "softmax over an axis of size 1"),
+        (cross_unprojected_values, "project the values first"),
     ]),
 ]
 

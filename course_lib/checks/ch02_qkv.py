@@ -22,6 +22,8 @@ from course_lib.checks._core import (
     Check,
     CheckFailed,
     backward_grads,
+    expect_not_swapped,
+    fit_scale,
     expect_close,
     expect_grads,
     expect_shape,
@@ -45,7 +47,9 @@ def _expect_rows_sum_to_one(weights: torch.Tensor, what: str) -> None:
     sums = weights.sum(-1)
     if torch.allclose(sums, torch.ones_like(sums), atol=1e-5):
         return
-    if torch.allclose(weights.sum(-2), torch.ones_like(weights.sum(-2)), atol=1e-5):
+    if weights.shape[-2] == 1 and bool(((weights - 1).abs() < 1e-6).all()):
+        hint = "every weight is 1: a softmax over an axis of size 1 (here the queries, T = 1); normalise over the keys, the last axis"
+    elif torch.allclose(weights.sum(-2), torch.ones_like(weights.sum(-2)), atol=1e-5):
         hint = "your columns sum to 1: softmax over the wrong axis. Each query's weights over the keys (the last axis) must sum to 1"
     else:
         hint = "apply softmax over the keys (the last axis)"
@@ -61,8 +65,11 @@ def _diagnose_attention(weights, xq, xkv, Wq, Wk) -> str:
         return "softmax over the wrong axis: normalise each query's scores over the keys (the last axis)"
     if q.shape == k.shape and is_close(weights, (q @ q.transpose(-2, -1)).softmax(-1)):
         return "the keys must come from W_k: you compared the queries with themselves (q @ q^T)"
-    if xq.shape[-1] == xkv.shape[-1] and xq.shape == xkv.shape and is_close(weights, (xq @ xkv.transpose(-2, -1)).softmax(-1)):
+    if xq.shape[-1] == xkv.shape[-1] and is_close(weights, (xq @ xkv.transpose(-2, -1)).softmax(-1)):
         return "you compared the raw inputs (x @ x^T): project them first, q = x @ W_q and k = x @ W_k"
+    c = fit_scale(weights, scores)
+    if c is not None:
+        return f"your weights are softmax(c * q k^T) with c = {c:.4g}: this chapter's attention has no scale, c = 1"
     return "q = x @ W_q, k = x @ W_k, v = x @ W_v; weights = softmax(q @ k^T over the keys); out = weights @ v"
 
 
@@ -93,12 +100,17 @@ class QKVProjectionsCheck(Check):
         b, t, _ = x.shape
         proj = "project the input: x (B, T, C) @ W (C, D) -> (B, T, D); no transpose is needed because W is stored as (C, D)"
         for name, W in (("q", Wq), ("k", Wk), ("v", Wv)):
+            got = outputs[name]
+            if isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape) and W.shape[1] != x.shape[-1] and is_close(got, x):
+                raise CheckFailed(f"{name}: you returned x itself\nHint: that is chapter 1's hs used directly as key and value: "
+                                  "here each role gets its own learned projection")
             got = expect_shape(outputs[name], (b, t, W.shape[1]), name, hint=f"{name} = x @ W_{name}: " + proj)
             if not is_close(got, x @ W):
                 if is_close(got, x[..., : W.shape[1]]) or (W.shape[1] == x.shape[-1] and is_close(got, x)):
                     hint = "that is chapter 1's hs used directly as key and value: here each role gets its own learned projection"
                 elif any(is_close(got, x @ other) for other in (Wq, Wk, Wv) if other.shape == W.shape and other is not W):
-                    hint = f"{name} must use W_{name}: two projections are swapped"
+                    other = next(n for n, o in (("q", Wq), ("k", Wk), ("v", Wv)) if o.shape == W.shape and o is not W and is_close(got, x @ o))
+                    hint = f"{name} must use W_{name}: yours equals x @ W_{other} (a projection is swapped or reused)"
                 else:
                     hint = proj
                 expect_close(got, x @ W, name, hint=hint)
@@ -155,6 +167,7 @@ class SelfAttentionCheck(Check):
     def verify(self, inputs, outputs):
         x, Wq, Wk, Wv = (inputs[n] for n in ("x", "W_q", "W_k", "W_v"))
         lead, t = tuple(x.shape[:-2]), x.shape[-2]
+        expect_not_swapped(outputs, "out", "weights", *_attend(x @ Wq, x @ Wk, x @ Wv), "out, weights")
         weights = expect_shape(
             outputs["weights"], lead + (t, t), "weights",
             hint="self-attention compares every position with every position: (..., T, T). "
@@ -189,6 +202,26 @@ def _reference_cosine(q, k, eps=1e-8):
     return qn @ kn.transpose(-2, -1)
 
 
+def _cosine_hint(got, q, k) -> str:
+    """Name a cosine mistake by recomputing the usual wrong normalisations."""
+    dots = q @ k.transpose(-2, -1)
+    qn, kn = q.norm(dim=-1).clamp_min(1e-8), k.norm(dim=-1).clamp_min(1e-8)
+    ref = _reference_cosine(q, k)
+    if is_close(got, dots):
+        return "that is the plain dot product: divide by the lengths |q| and |k| (A.B = |A||B| cos theta)"
+    if is_close(got, dots / kn[..., None, :]) or is_close(got, dots / qn[..., :, None]):
+        return "normalise BOTH q and k to unit length"
+    if is_close(got, dots / (qn[..., :, None] ** 2 * kn[..., None, :] ** 2)):
+        return "you divided by the squared lengths: |q| = sqrt(sum of q_i^2), e.g. q.norm(dim=-1)"
+    if is_close(got, (q / q.norm(dim=-2, keepdim=True)) @ (k / k.norm(dim=-2, keepdim=True)).transpose(-2, -1)):
+        return "the length of a vector is the norm over its features (the last axis, dim=-1), not over positions"
+    if is_close(got, ref.softmax(-1)):
+        return "you applied a softmax: the cosine scores are the similarities themselves, in [-1, 1]"
+    if bool((got.abs() > 1 + 1e-6).any()):
+        return "cosine similarities lie in [-1, 1]: divide each q.k by |q| |k|"
+    return ""
+
+
 class CosineScoresCheck(Check):
     """cosine_scores(q, k) -> q . k / (|q| |k|) for every query-key pair, shape (..., T, S)."""
 
@@ -212,18 +245,7 @@ class CosineScoresCheck(Check):
         got = scores.detach().double()
         ref = _reference_cosine(q, k)
         if not is_close(got, ref):
-            dots = q @ k.transpose(-2, -1)
-            if is_close(got, dots):
-                hint = "that is the plain dot product: divide by the lengths |q| and |k| (A.B = |A||B| cos theta)"
-            elif is_close(got, dots / k.norm(dim=-1)[..., None, :]) or is_close(got, dots / q.norm(dim=-1)[..., :, None]):
-                hint = "normalise BOTH q and k to unit length"
-            elif is_close(got, (q / q.norm(dim=-2, keepdim=True)) @ (k / k.norm(dim=-2, keepdim=True)).transpose(-2, -1)):
-                hint = "the length of a vector is the norm over its features (the last axis, dim=-1), not over positions"
-            elif bool((got.abs() > 1 + 1e-6).any()):
-                hint = "cosine similarities lie in [-1, 1]: divide each q.k by |q| |k|"
-            else:
-                hint = "divide each q and k by its own length (norm over the last axis), then take q @ k^T"
-            expect_close(got, ref, "scores", hint=hint)
+            expect_close(got, ref, "scores", hint=_cosine_hint(got, q, k), axes="B T S")
         leaves = leaf_copies(q, k)
         (_reference_cosine(*leaves) * inputs["grad"]).sum().backward()
         expect_grads(outputs["grads"], [l.grad for l in leaves], ("q", "k"), "cosine_scores")
@@ -250,7 +272,9 @@ class CosineScoresZeroVectorCheck(Check):
                 "scores for an all-zero query: expected 0, got NaN or inf (0 / 0)\n"
                 "Hint: clamp the lengths from below, e.g. q.norm(dim=-1, keepdim=True).clamp_min(1e-8)"
             )
-        expect_close(scores, _reference_cosine(inputs["q"], inputs["k"]), "scores with a zero query")
+        got = scores.detach().double()
+        expect_close(scores, _reference_cosine(inputs["q"], inputs["k"]), "scores with a zero query",
+                     hint=_cosine_hint(got, inputs["q"], inputs["k"]), axes="B T S")
 
 
 # --------------------------------------------------------------------------- (d) source-target attention
@@ -281,6 +305,12 @@ class CrossAttentionCheck(Check):
         xd, xe, Wq, Wk, Wv = (inputs[n] for n in ("x_dec", "x_enc", "W_q", "W_k", "W_v"))
         b, t, s = xd.shape[0], xd.shape[1], xe.shape[1]
         got_w = outputs["weights"]
+        expect_not_swapped(outputs, "out", "weights", *_attend(xd @ Wq, xe @ Wk, xe @ Wv), "out, weights")
+        if isinstance(got_w, torch.Tensor) and tuple(got_w.shape) == (b, s, t) and t != s:
+            raise CheckFailed(
+                f"weights: expected shape ({b}, {t}, {s}) (target x source), got {tuple(got_w.shape)} (source x target)\n"
+                "Hint: queries and keys are swapped: the queries come from the decoder (x_dec @ W_q), the keys from the encoder"
+            )
         if isinstance(got_w, torch.Tensor) and tuple(got_w.shape) == (b, t, t) and t != s:
             raise CheckFailed(
                 f"weights: expected shape ({b}, {t}, {s}) (target x source), got {tuple(got_w.shape)} (target x target)\n"
@@ -290,6 +320,9 @@ class CrossAttentionCheck(Check):
             got_w, (b, t, s), "weights",
             hint="queries come from x_dec (T of them), keys from x_enc (S of them): weights are (B, T, S)",
         )  # fmt: skip
+        if isinstance(outputs["out"], torch.Tensor) and tuple(outputs["out"].shape) == (b, t, xe.shape[-1]) and xe.shape[-1] != Wv.shape[1]:
+            raise CheckFailed(f"out: expected shape ({b}, {t}, {Wv.shape[1]}), got {tuple(outputs['out'].shape)}\n"
+                              "Hint: project the values first: out = weights @ v with v = x_enc @ W_v, not weights @ x_enc")
         out = expect_shape(outputs["out"], (b, t, Wv.shape[1]), "out",
                            hint="out = weights @ v with the values from the encoder, v = x_enc @ W_v: (B, T, Dv)")
         _expect_rows_sum_to_one(weights.detach().double(), "weights")
