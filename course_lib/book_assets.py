@@ -71,6 +71,12 @@ ASSETS: tuple[Asset, ...] = (
         "html-manager",
         exclude=("*.map", "*.LICENSE.txt", "embed.js", "libembed-amd.js"),
     ),
+    # ONNX Runtime Web for the chapters' models in the page (course_lib.browser_demos), fetched only when
+    # a reader starts a demo: the WebAssembly-only script, the ES-module glue it imports and the one
+    # SIMD WebAssembly binary that glue loads (not the rest of dist/, 136 MB of other builds and maps).
+    Asset("onnxruntime-web", "dist/ort.wasm.min.js", "onnxruntime-web/ort.wasm.min.js"),
+    Asset("onnxruntime-web", "dist/ort-wasm-simd-threaded.mjs", "onnxruntime-web/ort-wasm-simd-threaded.mjs"),
+    Asset("onnxruntime-web", "dist/ort-wasm-simd-threaded.wasm", "onnxruntime-web/ort-wasm-simd-threaded.wasm"),
 )
 
 #: The libraries bertviz needs, wrapped by :func:`wrapped_library` (name -> file in node_modules).

@@ -99,6 +99,28 @@ def _link_inline_assets(app: Sphinx, doctree: nodes.document, docname: str) -> N
             node += nodes.Text(_INLINE_ASSET.sub(link, text))
 
 
+def _publish_demo_models(app: Sphinx, exception: Exception | None) -> None:
+    """Copy the models the chapters exported (``course_lib.browser_demos``) into ``_static/course-models/``.
+
+    Only the files the page loads (.onnx, .json); ``model.pt`` (for the parity tests) stays next to
+    the jupyter cache in ``<build>/_build/.course-models/``, which outlives a cached rebuild.
+    """
+    from course_lib.browser_demos import ENV_MODELS, SITE_FOLDER, SITE_SUFFIXES
+
+    if exception is not None or app.builder.format != "html":
+        return
+    source = pathlib.Path(os.environ.get(ENV_MODELS, pathlib.Path(app.outdir).parent / ".course-models"))
+    if not source.is_dir():
+        return
+    import shutil
+
+    for f in sorted(source.rglob("*")):
+        if f.is_file() and f.suffix in SITE_SUFFIXES:
+            out = pathlib.Path(app.outdir) / "_static" / SITE_FOLDER / f.relative_to(source)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, out)
+
+
 def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     """List each <script> once.
 
@@ -128,5 +150,10 @@ def setup(app: Sphinx) -> dict:
     # after myst-nb and sphinx.ext.mathjax have registered their settings (default priority 500)
     app.connect("config-inited", _config_inited, priority=900)
     app.connect("doctree-resolved", _link_inline_assets)
+    # the chapters' in-page models (course_lib.browser_demos): exported next to the jupyter cache, published at the end
+    from course_lib.browser_demos import ENV_MODELS
+
+    os.environ[ENV_MODELS] = str(pathlib.Path(app.outdir).parent / ".course-models")
+    app.connect("build-finished", _publish_demo_models)
     app.connect("html-page-context", _drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

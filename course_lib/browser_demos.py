@@ -1,0 +1,338 @@
+"""The chapters' own trained models, live in the reader's browser (ONNX Runtime Web).
+
+In the built book an ipywidgets control is dead: only its first state is embedded.
+So, while the book builds (``course_lib.book.building_book()``), chapters 1 and 8
+export the model they just trained with ``torch.onnx`` and show an HTML/JavaScript
+demo that runs it in the page:
+
+* chapter 1, the date translator: ``export_date_translator`` writes the encoder
+  (source characters -> every state) and ONE decoder step (previous character,
+  state, encoder states -> logits, new state, attention weights); the page loops
+  greedy decoding in JavaScript and redraws the alignment heatmap at every keystroke.
+* chapter 8, fill-mask: ``export_fill_mask`` writes the pretrained BERT with its
+  MLM head (token ids -> probabilities of every vocabulary entry at every position,
+  and the attention weights of every layer and head); the page tokenises with
+  WordPiece from the same vocabulary.
+
+Where the files go: the book's Sphinx extension (``course_lib.sphinxext``) sets
+``COURSE_DEMO_MODELS`` to ``<build>/_build/.course-models`` (next to the jupyter
+cache, so it survives a cached rebuild) and copies the files the page needs into
+``_build/html/_static/course-models/`` when the build finishes. Next to them the
+export keeps ``model.pt`` (the config and state_dict), which only the tests read:
+they rebuild the model with course_lib and compare PyTorch with the page.
+
+The JavaScript (``course_lib/web/demos.js``) is inlined into the cell's output, so
+it runs only on those two pages. ONNX Runtime Web (``ort.wasm.min.js`` and its
+WebAssembly, served from ``_static/course-assets/onnxruntime-web/``) and the model
+load on demand: on the first click in the box or on the "run the model" button.
+
+Input rules shared by the page and the live-kernel widgets (so both say the same
+thing about bad input): ``prepare_date_input`` and ``fill_mask_input``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import pathlib
+import warnings
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+__all__ = [
+    "ENV_MODELS",
+    "SITE_FOLDER",
+    "models_dir",
+    "prepare_date_input",
+    "DateInput",
+    "fill_mask_input",
+    "FillMaskInput",
+    "DateEncoderGraph",
+    "DateDecoderStepGraph",
+    "FillMaskGraph",
+    "export_date_translator",
+    "export_fill_mask",
+    "load_date_translator",
+    "load_fill_mask",
+    "date_translator_demo",
+    "fill_mask_demo",
+]
+
+#: Environment variable (set by course_lib.sphinxext) naming the folder the chapters export into.
+ENV_MODELS = "COURSE_DEMO_MODELS"
+#: Folder under the site's _static/ that holds the exported models.
+SITE_FOLDER = "course-models"
+#: Files of an exported model the page loads (the rest, e.g. model.pt, stays out of the site).
+SITE_SUFFIXES = (".onnx", ".json")
+WEB = pathlib.Path(__file__).resolve().parent / "web"
+OPSET = 17
+
+# Python's str.strip() removes exactly these characters (str.isspace); JavaScript's trim() differs
+# (it also removes U+FEFF and keeps U+001C-U+001F), so the page strips this same set.
+PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+
+
+def models_dir(create: bool = True) -> pathlib.Path:
+    """The folder the chapters export into: $COURSE_DEMO_MODELS, else ./_demo_models (a live kernel)."""
+    path = pathlib.Path(os.environ.get(ENV_MODELS) or "_demo_models")
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- input rules
+
+
+class DateInput(NamedTuple):
+    text: str  # what the model reads (stripped, cut)
+    ids: list[int]  # one id per character, <unk> for characters outside the vocabulary
+    messages: list[str]  # what the reader is told (empty when all is well)
+
+
+def prepare_date_input(text: str, src_vocab, max_chars: int) -> DateInput:
+    """Strip, cut to ``max_chars`` characters, encode; say what was cut or unknown.
+
+    An empty (or all-blank) text gives no ids and the message "type a date".
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expected the typed text as a str, got {type(text).__name__}")
+    messages = []
+    text = text.strip()
+    if not text:
+        return DateInput("", [], ["type a date, e.g. 4th of july 1976"])
+    if len(text) > max_chars:
+        messages.append(f"too long: {len(text)} characters; the model reads the first {max_chars}")
+        text = text[:max_chars]
+    unknown = sorted({ch for ch in text if ch not in src_vocab.stoi})
+    if unknown:
+        shown = " ".join(ch if ch.isprintable() else f"U+{ord(ch):04X}" for ch in unknown)
+        messages.append(f"characters the model never saw, read as <unk>: {shown} (it knows a-z, A-Z, 0-9, space and , . - /)")
+    return DateInput(text, src_vocab.encode(text), messages)
+
+
+class FillMaskInput(NamedTuple):
+    ids: list[int]  # [CLS] ... [SEP]; empty when the text cannot be scored
+    tokens: list[str]
+    error: str | None  # why there is nothing to predict (empty, no [MASK], too long)
+    notes: list[str]  # e.g. how many words became [UNK]
+
+
+def fill_mask_input(text: str, tokenizer, max_len: int) -> FillMaskInput:
+    """WordPiece-encode ``[CLS] text [SEP]`` and check that the model can score it."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected the typed text as a str, got {type(text).__name__}")
+    encoding = tokenizer.encode_pair(text)
+    ids, tokens = encoding.ids, encoding.tokens
+    if len(ids) == 2:
+        return FillMaskInput([], [], "type a sentence with [MASK] where a word should be predicted", [])
+    if tokenizer.mask_id not in ids:
+        return FillMaskInput([], tokens, "no [MASK] in the sentence: write [MASK] (capitals, in brackets) where a word should be predicted", [])
+    if len(ids) > max_len:
+        return FillMaskInput([], tokens, f"too long: {len(ids)} tokens with [CLS] and [SEP]; the model has positions for {max_len}", [])
+    n_unk = ids.count(tokenizer.unk_id)
+    notes = [f"{n_unk} word(s) outside the vocabulary read as [UNK]"] if n_unk else []
+    return FillMaskInput(ids, tokens, None, notes)
+
+
+# --------------------------------------------------------------------------- the exported graphs
+
+
+class DateEncoderGraph(nn.Module):
+    """The trained encoder for one unpadded source: src (1, S) -> hs (1, S, C), h_last (1, C)."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, src: torch.Tensor):
+        hs, _ = self.encoder.rnn(self.encoder.embed(src))  # (1, S) -> (1, S, E) -> (1, S, C)
+        return hs, hs[:, -1]  # no padding: the last state is the last real one
+
+
+class DateDecoderStepGraph(nn.Module):
+    """One step of the trained AttentionDecoder.
+
+    token (1, 1), state (1, 1, C), hs (1, S, C) -> logits (1, V), new state (1, 1, C), weights (1, S)
+    """
+
+    def __init__(self, decoder: nn.Module):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, token: torch.Tensor, state: torch.Tensor, hs: torch.Tensor):
+        from course_lib.seq2seq import EncoderOutput
+
+        mask = torch.ones(hs.shape[:2], dtype=torch.bool)  # (1, S): one source, no padding
+        out = self.decoder(token, EncoderOutput(hs, hs[:, -1], mask), state)
+        return out.logits[:, 0], out.state, out.weights[:, 0]
+
+
+class FillMaskGraph(nn.Module):
+    """The pretrained BERT + MLM head: input_ids (1, T) -> probs (1, T, V), attentions (1, L, H, T, T)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor):
+        out = self.model(input_ids, need_weights=True)
+        logits = out.mlm_logits if hasattr(out, "mlm_logits") else out.logits  # (1, T, V)
+        return logits.softmax(dim=-1), torch.stack(out.attentions, dim=1)
+
+
+def _export(graph: nn.Module, args: tuple, path: pathlib.Path, inputs: list[str], outputs: list[str], dynamic: dict) -> None:
+    was_training = [m.training for m in graph.modules()]
+    graph.eval()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # the TorchScript exporter: its ONNX GRU op keeps the encoder's loop over S dynamic
+            warnings.simplefilter("ignore")
+            torch.onnx.export(graph, args, str(path), input_names=inputs, output_names=outputs,
+                              dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)  # fmt: skip
+    finally:
+        for m, mode in zip(graph.modules(), was_training):
+            m.training = mode
+
+
+def _save_model(path: pathlib.Path, kind: str, config, model: nn.Module) -> None:
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.save({"kind": kind, "config": dataclasses.asdict(config), "state_dict": state}, path)
+
+
+def export_date_translator(model: nn.Module, task, folder: str | pathlib.Path | None = None) -> pathlib.Path:
+    """Write encoder.onnx, decoder_step.onnx, meta.json (vocabularies, limits) and model.pt; return the folder."""
+    if getattr(model.config, "attention", None) != "dot":
+        raise ValueError(f"the demo exports a Seq2Seq with dot attention, got attention={model.config.attention!r}")
+    folder = pathlib.Path(folder) if folder is not None else models_dir() / "dates"
+    folder.mkdir(parents=True, exist_ok=True)
+    src = torch.tensor([task.src_vocab.encode("4 jul 1976")])  # (1, S): an example; S is dynamic
+    enc = DateEncoderGraph(model.encoder)
+    with torch.no_grad():
+        hs, h_last = enc.eval()(src)
+    _export(enc, (src,), folder / "encoder.onnx", ["src"], ["hs", "h_last"], {"src": {1: "S"}, "hs": {1: "S"}})
+    token = torch.full((1, 1), model.config.bos_id, dtype=torch.long)
+    _export(DateDecoderStepGraph(model.decoder), (token, h_last.unsqueeze(0), hs), folder / "decoder_step.onnx",
+            ["token", "state", "hs"], ["logits", "new_state", "weights"], {"hs": {1: "S"}, "weights": {1: "S"}})  # fmt: skip
+    meta = {
+        "src_itos": task.src_vocab.itos,
+        "tgt_itos": task.tgt_vocab.itos,
+        "pad_id": task.tgt_vocab.pad_id, "bos_id": task.tgt_vocab.bos_id,
+        "eos_id": task.tgt_vocab.eos_id, "unk_id": task.src_vocab.unk_id,
+        "max_chars": date_max_chars(task),
+        "max_steps": task.max_tgt_len,
+        "whitespace": PY_WHITESPACE,
+    }  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    _save_model(folder / "model.pt", "seq2seq", model.config, model)
+    return folder
+
+
+def date_max_chars(task) -> int:
+    """The demo reads at most three times the longest training source (a very long paste is cut)."""
+    return 3 * task.max_src_len
+
+
+def export_fill_mask(model: nn.Module, tokenizer, folder: str | pathlib.Path | None = None, k: int = 5) -> pathlib.Path:
+    """Write bert_mlm.onnx, meta.json (vocabulary, limits), vocab.txt and model.pt; return the folder."""
+    from course_lib.tokenization import SPECIAL_TOKENS, save_vocab
+
+    folder = pathlib.Path(folder) if folder is not None else models_dir() / "fill_mask"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    ids = torch.tensor([tokenizer.encode_pair("the rain falls [MASK] .").ids])  # (1, T); T is dynamic
+    _export(FillMaskGraph(model), (ids,), folder / "bert_mlm.onnx", ["input_ids"], ["probs", "attentions"],
+            {"input_ids": {1: "T"}, "probs": {1: "T"}, "attentions": {3: "T", 4: "T"}})  # fmt: skip
+    save_vocab(tokenizer, folder / "vocab.txt")
+    vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    meta = {
+        "vocab": vocab,
+        "special_tokens": list(SPECIAL_TOKENS),
+        "pad_id": tokenizer.pad_id, "unk_id": tokenizer.unk_id, "cls_id": tokenizer.cls_id,
+        "sep_id": tokenizer.sep_id, "mask_id": tokenizer.mask_id,
+        "max_len": config.max_len, "n_layers": config.n_layers, "n_heads": config.n_heads, "k": k,
+        "max_input_chars_per_word": tokenizer.hf._tokenizer.model.max_input_chars_per_word,
+        "continuing_prefix": tokenizer.hf._tokenizer.model.continuing_subword_prefix,
+    }  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    _save_model(folder / "model.pt", "bert_pretraining", config, model)
+    return folder
+
+
+def load_date_translator(folder: str | pathlib.Path):
+    """The exported Seq2Seq rebuilt with course_lib from model.pt (eval mode)."""
+    from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    saved = torch.load(pathlib.Path(folder) / "model.pt", weights_only=True)
+    model = Seq2Seq(Seq2SeqConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def load_fill_mask(folder: str | pathlib.Path):
+    """The exported BertForPreTraining rebuilt with course_lib from model.pt (eval mode)."""
+    from course_lib.bert import BertConfig, BertForPreTraining
+
+    saved = torch.load(pathlib.Path(folder) / "model.pt", weights_only=True)
+    model = BertForPreTraining(BertConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- the page's HTML
+
+
+def _script() -> str:
+    return (WEB / "demos.js").read_text(encoding="utf-8")
+
+
+def _style() -> str:
+    return (WEB / "demos.css").read_text(encoding="utf-8")
+
+
+def _demo_html(kind: str, model_folder: str, settings: dict, body: str) -> str:
+    demo_id = f"course-demo-{kind}"
+    config = json.dumps({"model": f"_static/{SITE_FOLDER}/{model_folder}/", **settings})
+    return (
+        f"<style>{_style()}</style>\n"
+        f'<div class="course-demo" id="{demo_id}" data-demo="{kind}">\n{body}\n'
+        '<div class="course-demo-status" role="status" aria-live="polite"></div>\n'
+        '<div class="course-demo-output"></div>\n</div>\n'
+        f"<script>\n{_script()}\n</script>\n"
+        f"<script>window.CourseDemos.start(document.getElementById({json.dumps(demo_id)}), {config});</script>\n"
+    )
+
+
+def date_translator_demo(model: nn.Module, task, default: str = "Sat, 4 Jul 1976"):
+    """Export the trained translator and return the in-page demo (an IPython HTML object)."""
+    from IPython.display import HTML
+
+    export_date_translator(model, task)
+    body = (
+        '<label>date: <input type="text" class="course-demo-input" size="40" spellcheck="false" '
+        f'value="{html.escape(default)}"></label>\n'
+        '<button type="button" class="course-demo-run">run the model</button>'
+    )
+    return HTML(_demo_html("dates", "dates", {}, body))
+
+
+def fill_mask_demo(model: nn.Module, tokenizer, default: str, k: int = 5):
+    """Export the pretrained BERT and return the in-page fill-mask demo (an IPython HTML object)."""
+    from IPython.display import HTML
+
+    export_fill_mask(model, tokenizer, k=k)
+    layers = "".join(f'<option value="{i}">{i}</option>' for i in range(model.config.n_layers))
+    heads = "".join(f'<option value="{i}">{i}</option>' for i in range(model.config.n_heads))
+    body = (
+        '<label>sentence: <input type="text" class="course-demo-input" size="60" spellcheck="false" '
+        f'value="{html.escape(default)}"></label>\n'
+        '<button type="button" class="course-demo-run">run the model</button><br>\n'
+        f'<label>attention of layer <select class="course-demo-layer">{layers}</select></label>\n'
+        f'<label>head <select class="course-demo-head">{heads}</select></label> '
+        "(layers and heads numbered from 0)"
+    )
+    return HTML(_demo_html("fill-mask", "fill_mask", {}, body))
+

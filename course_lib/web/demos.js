@@ -1,0 +1,457 @@
+/* The chapters' trained models in the page, with ONNX Runtime Web (see course_lib/browser_demos.py).
+ *
+ * CourseDemos.start(element, config) wires one demo: "dates" (chapter 1, greedy decoding looped
+ * here over the exported encoder and decoder step) or "fill-mask" (chapter 8, WordPiece here,
+ * then the exported BERT). The runtime and the model load on demand (first click in the box,
+ * first keystroke, or the "run the model" button). Tokenisation and the input checks follow
+ * course_lib exactly (CharVocab.encode; tokenizers' BertWordPieceTokenizer), and each result is
+ * kept in CourseDemos.results[kind] at full precision for the parity tests.
+ */
+(function () {
+  "use strict";
+  if (window.CourseDemos) return;
+  var CD = (window.CourseDemos = { results: {}, runtime: null });
+  var ORT_DIR = "_static/course-assets/onnxruntime-web/";
+
+  function siteUrl(path) {
+    var root = document.documentElement.dataset.content_root;
+    if (root === undefined) root = "../"; // chapters live one folder below the site root
+    return new URL(root + path, document.baseURI).href;
+  }
+
+  // ------------------------------------------------------------------ loading on demand
+
+  function loadRuntime() {
+    if (CD.runtime) return CD.runtime;
+    CD.runtime = new Promise(function (resolve, reject) {
+      if (window.ort && window.ort.InferenceSession) return resolve(window.ort);
+      var script = document.createElement("script");
+      script.src = siteUrl(ORT_DIR + "ort.wasm.min.js");
+      // hide require.js (widget pages load it): ort's UMD header would call an anonymous define()
+      var define = window.define;
+      window.define = undefined;
+      script.onload = function () {
+        window.define = define;
+        var ort = window.ort;
+        if (!ort) return reject(new Error("ort.wasm.min.js loaded but defined no `ort`"));
+        ort.env.wasm.wasmPaths = siteUrl(ORT_DIR);
+        ort.env.wasm.numThreads = 1; // no SharedArrayBuffer needed (no cross-origin isolation on static hosts)
+        ort.env.wasm.proxy = false;
+        ort.env.logLevel = "error";
+        resolve(ort);
+      };
+      script.onerror = function () {
+        window.define = define;
+        CD.runtime = null;
+        reject(new Error("could not load ONNX Runtime Web from " + script.src));
+      };
+      document.head.appendChild(script);
+    });
+    return CD.runtime;
+  }
+
+  function fetchJson(url) {
+    return fetch(url).then(function (r) {
+      if (!r.ok) throw new Error(r.status + " for " + url + " (was the chapter executed by this build?)");
+      return r.json();
+    });
+  }
+
+  function session(ort, url) {
+    return fetch(url)
+      .then(function (r) {
+        if (!r.ok) throw new Error(r.status + " for " + url + " (was the chapter executed by this build?)");
+        return r.arrayBuffer();
+      })
+      .then(function (bytes) {
+        CD.modelBytes = (CD.modelBytes || 0) + bytes.byteLength;
+        return ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
+      });
+  }
+
+  // ------------------------------------------------------------------ small helpers
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function esc(s) {
+    return String(s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+
+  function colour(w) {
+    // white -> dark blue, like matplotlib's "Blues"
+    var a = [247, 251, 255], b = [8, 48, 107];
+    var t = Math.max(0, Math.min(1, w));
+    return "rgb(" + a.map(function (x, i) { return Math.round(x + (b[i] - x) * t); }).join(",") + ")";
+  }
+
+  /* rows x cols weights (arrays of numbers) -> an SVG heatmap with labels */
+  function heatmap(weights, rowLabels, colLabels, caption) {
+    var cell = 18, left = 10 + 9 * Math.max.apply(null, rowLabels.map(function (s) { return s.length; }).concat([1]));
+    var top = 10 + 8 * Math.max.apply(null, colLabels.map(function (s) { return s.length; }).concat([1]));
+    var width = left + cell * colLabels.length + 4, height = top + cell * rowLabels.length + 4;
+    var parts = ['<svg xmlns="http://www.w3.org/2000/svg" class="course-demo-heatmap" role="img" width="' + width +
+      '" height="' + height + '" aria-label="' + esc(caption) + '">'];
+    colLabels.forEach(function (c, j) {
+      var x = left + cell * j + cell / 2;
+      parts.push('<text x="' + x + '" y="' + (top - 4) + '" transform="rotate(-60 ' + x + " " + (top - 4) + ')" font-size="11">' + esc(c) + "</text>");
+    });
+    rowLabels.forEach(function (r, i) {
+      var y = top + cell * i;
+      parts.push('<text x="' + (left - 4) + '" y="' + (y + cell * 0.7) + '" text-anchor="end" font-size="11">' + esc(r) + "</text>");
+      weights[i].forEach(function (w, j) {
+        parts.push('<rect x="' + (left + cell * j) + '" y="' + y + '" width="' + cell + '" height="' + cell + '" fill="' + colour(w) +
+          '" data-w="' + w.toFixed(6) + '"><title>' + esc(r) + " \u2190 " + esc(colLabels[j]) + ": " + w.toFixed(3) + "</title></rect>");
+      });
+    });
+    parts.push("</svg>");
+    var figure = el("figure", { class: "course-demo-figure" });
+    figure.innerHTML = parts.join("");
+    figure.appendChild(el("figcaption", {}, caption));
+    return figure;
+  }
+
+  function codePoints(s) { return Array.from(s); }
+
+  // Python's str.isprintable(): not in categories C* or Z*, except the space itself
+  function printable(ch) { return ch === " " || !/^[\p{C}\p{Z}]$/u.test(ch); }
+
+  // ------------------------------------------------------------------ chapter 1: dates
+
+  function prepareDate(text, meta) {
+    // course_lib.browser_demos.prepare_date_input, line by line
+    var ws = new Set(codePoints(meta.whitespace));
+    var cps = codePoints(text);
+    var a = 0, b = cps.length;
+    while (a < b && ws.has(cps[a])) a++;
+    while (b > a && ws.has(cps[b - 1])) b--;
+    cps = cps.slice(a, b);
+    if (!cps.length) return { text: "", ids: [], messages: ["type a date, e.g. 4th of july 1976"] };
+    var messages = [];
+    if (cps.length > meta.max_chars) {
+      messages.push("too long: " + cps.length + " characters; the model reads the first " + meta.max_chars);
+      cps = cps.slice(0, meta.max_chars);
+    }
+    var unknown = Array.from(new Set(cps.filter(function (c) { return !meta.stoi.has(c); })));
+    unknown.sort(function (x, y) { return x.codePointAt(0) - y.codePointAt(0); });
+    if (unknown.length) {
+      var shown = unknown.map(function (c) {
+        return printable(c) ? c : "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      }).join(" ");
+      messages.push("characters the model never saw, read as <unk>: " + shown + " (it knows a-z, A-Z, 0-9, space and , . - /)");
+    }
+    var ids = cps.map(function (c) { return meta.stoi.has(c) ? meta.stoi.get(c) : meta.unk_id; });
+    return { text: cps.join(""), chars: cps, ids: ids, messages: messages };
+  }
+
+  function argmax(xs) {
+    var best = 0;
+    for (var i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+    return best;
+  }
+
+  var dates = {
+    load: function (demo) {
+      var base = siteUrl(demo.config.model);
+      return Promise.all([loadRuntime(), fetchJson(base + "meta.json")]).then(function (got) {
+        var ort = got[0], meta = got[1];
+        meta.stoi = new Map();
+        meta.src_itos.forEach(function (s, i) { if (i >= 4) meta.stoi.set(s, i); });
+        return Promise.all([session(ort, base + "encoder.onnx"), session(ort, base + "decoder_step.onnx")]).then(function (s) {
+          return { ort: ort, meta: meta, encoder: s[0], step: s[1] };
+        });
+      });
+    },
+    run: async function (model, typed) {
+      var meta = model.meta, ort = model.ort;
+      var input = prepareDate(typed, meta);
+      var result = { typed: typed, text: input.text, messages: input.messages, decoded: null, steps: [], weights: [] };
+      if (!input.ids.length) return result;
+      var src = new ort.Tensor("int64", BigInt64Array.from(input.ids.map(BigInt)), [1, input.ids.length]);
+      var enc = await model.encoder.run({ src: src });
+      var hs = enc.hs, state = new ort.Tensor("float32", enc.h_last.data, [1, 1, enc.h_last.dims[1]]);
+      var token = meta.bos_id, out = [];
+      for (var t = 0; t < meta.max_steps; t++) {
+        var o = await model.step.run({ token: new ort.Tensor("int64", BigInt64Array.from([BigInt(token)]), [1, 1]), state: state, hs: hs });
+        token = argmax(o.logits.data);
+        state = o.new_state;
+        result.steps.push(token);
+        result.weights.push(Array.from(o.weights.data));
+        if (token === meta.eos_id) break;
+      }
+      // CharVocab.decode: stop at <eos>, skip <pad>/<bos>, <unk> as "?"
+      for (var i = 0; i < result.steps.length; i++) {
+        var id = result.steps[i];
+        if (id === meta.eos_id) break;
+        if (id === meta.pad_id || id === meta.bos_id) continue;
+        out.push(id === meta.unk_id ? "?" : meta.tgt_itos[id]);
+      }
+      result.decoded = out.join("");
+      result.source = input.chars;
+      return result;
+    },
+    render: function (demo, r) {
+      var box = demo.output;
+      box.textContent = "";
+      r.messages.forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
+      if (r.decoded === null) return;
+      box.appendChild(el("p", { class: "course-demo-answer" }, r.text + "  \u2192  " + r.decoded));
+      var rows = r.steps.map(function (id) { return id === demo.model.meta.eos_id ? "<eos>" : demo.model.meta.tgt_itos[id]; });
+      var cols = r.source.map(function (c) { return c === " " ? "\u2423" : c; });
+      box.appendChild(heatmap(r.weights, rows, cols,
+        "attention weights: each output character (row) over the source characters (columns); darker = more weight"));
+    },
+  };
+
+  // ------------------------------------------------------------------ chapter 8: fill-mask
+
+  var CJK = [[0x4e00, 0x9fff], [0x3400, 0x4dbf], [0x20000, 0x2a6df], [0x2a700, 0x2b73f], [0x2b740, 0x2b81f],
+    [0x2b820, 0x2ceaf], [0xf900, 0xfaff], [0x2f800, 0x2fa1f]];
+  function isCjk(cp) { return CJK.some(function (r) { return cp >= r[0] && cp <= r[1]; }); }
+  // tokenizers' BertNormalizer and BertPreTokenizer (Rust): whitespace = \t \n \r or Unicode White_Space
+  function isWhitespace(c) { return /^[\t\n\r]$/.test(c) || /^\p{White_Space}$/u.test(c); }
+  function isControl(c) { return !/^[\t\n\r]$/.test(c) && /^\p{C}$/u.test(c); }
+  function isPunct(c) { return /^[!-\/:-@\[-`{-~]$/.test(c) || /^\p{P}$/u.test(c); }
+
+  function normalize(text) {
+    var out = [];
+    codePoints(text).forEach(function (c) {
+      var cp = c.codePointAt(0);
+      if (cp === 0 || cp === 0xfffd || isControl(c)) return; // clean_text
+      if (isWhitespace(c)) c = " ";
+      if (isCjk(cp)) out.push(" ", c, " "); // handle_chinese_chars
+      else out.push(c);
+    });
+    var s = out.join("").normalize("NFD").replace(/\p{Mn}/gu, ""); // strip_accents (follows lowercase)
+    return codePoints(s).map(function (c) { return c.toLowerCase(); }).join(""); // per character, like Rust
+  }
+
+  function preTokenize(text) {
+    var words = [], cur = [];
+    codePoints(text).forEach(function (c) {
+      if (isWhitespace(c)) { if (cur.length) words.push(cur.join("")); cur = []; }
+      else if (isPunct(c)) { if (cur.length) words.push(cur.join("")); cur = []; words.push(c); }
+      else cur.push(c);
+    });
+    if (cur.length) words.push(cur.join(""));
+    return words;
+  }
+
+  function wordPiece(word, meta) {
+    var cps = codePoints(word);
+    if (cps.length > meta.max_input_chars_per_word) return [meta.unk_id];
+    var pieces = [], start = 0;
+    while (start < cps.length) {
+      var end = cps.length, found = -1;
+      while (start < end) {
+        var sub = cps.slice(start, end).join("");
+        if (start > 0) sub = meta.continuing_prefix + sub;
+        if (meta.stoi.has(sub)) { found = meta.stoi.get(sub); break; }
+        end--;
+      }
+      if (found < 0) return [meta.unk_id];
+      pieces.push(found);
+      start = end;
+    }
+    return pieces;
+  }
+
+  function tokenize(text, meta) {
+    // special tokens are matched first, on the raw text (case-sensitive, leftmost, longest)
+    var ids = [], rest = text;
+    while (rest.length) {
+      var at = -1, which = null;
+      meta.special_tokens.forEach(function (s) {
+        var i = rest.indexOf(s);
+        if (i >= 0 && (at < 0 || i < at || (i === at && s.length > which.length))) { at = i; which = s; }
+      });
+      var plain = at < 0 ? rest : rest.slice(0, at);
+      preTokenize(normalize(plain)).forEach(function (w) { ids.push.apply(ids, wordPiece(w, meta)); });
+      if (at < 0) break;
+      ids.push(meta.stoi.get(which));
+      rest = rest.slice(at + which.length);
+    }
+    return ids;
+  }
+
+  function fillMaskInput(text, meta) {
+    // course_lib.browser_demos.fill_mask_input, line by line
+    var ids = [meta.cls_id].concat(tokenize(text, meta), [meta.sep_id]);
+    var tokens = ids.map(function (i) { return meta.vocab[i]; });
+    if (ids.length === 2) return { ids: [], tokens: [], error: "type a sentence with [MASK] where a word should be predicted", notes: [] };
+    if (ids.indexOf(meta.mask_id) < 0)
+      return { ids: [], tokens: tokens, error: "no [MASK] in the sentence: write [MASK] (capitals, in brackets) where a word should be predicted", notes: [] };
+    if (ids.length > meta.max_len)
+      return { ids: [], tokens: tokens, error: "too long: " + ids.length + " tokens with [CLS] and [SEP]; the model has positions for " + meta.max_len, notes: [] };
+    var nUnk = ids.filter(function (i) { return i === meta.unk_id; }).length;
+    return { ids: ids, tokens: tokens, error: null, notes: nUnk ? [nUnk + " word(s) outside the vocabulary read as [UNK]"] : [] };
+  }
+
+  var fillMask = {
+    load: function (demo) {
+      var base = siteUrl(demo.config.model);
+      return Promise.all([loadRuntime(), fetchJson(base + "meta.json")]).then(function (got) {
+        var ort = got[0], meta = got[1];
+        meta.stoi = new Map();
+        meta.vocab.forEach(function (s, i) { meta.stoi.set(s, i); });
+        return session(ort, base + "bert_mlm.onnx").then(function (s) { return { ort: ort, meta: meta, bert: s }; });
+      });
+    },
+    run: async function (model, typed) {
+      var meta = model.meta, ort = model.ort;
+      var input = fillMaskInput(typed, meta);
+      var result = { typed: typed, ids: input.ids, tokens: input.tokens, error: input.error, notes: input.notes, masks: [], attentions: null };
+      if (input.error) return result;
+      var T = input.ids.length, V = meta.vocab.length;
+      var out = await model.bert.run({ input_ids: new ort.Tensor("int64", BigInt64Array.from(input.ids.map(BigInt)), [1, T]) });
+      var probs = out.probs.data;
+      input.ids.forEach(function (id, t) {
+        if (id !== meta.mask_id) return;
+        var row = probs.subarray(t * V, (t + 1) * V);
+        var order = Array.from(row.keys()).sort(function (a, b) { return row[b] - row[a] || a - b; }).slice(0, meta.k);
+        result.masks.push({ position: t, top: order.map(function (i) { return [meta.vocab[i], row[i]]; }) });
+      });
+      result.attentions = { data: Array.from(out.attentions.data), dims: out.attentions.dims.slice() }; // (1, L, H, T, T)
+      return result;
+    },
+    render: function (demo, r) {
+      var box = demo.output, meta = demo.model.meta;
+      box.textContent = "";
+      if (r.tokens.length) box.appendChild(el("p", { class: "course-demo-tokens" }, "tokens: " + r.tokens.join(" ")));
+      if (r.error) { box.appendChild(el("p", { class: "course-demo-message" }, r.error)); return; }
+      r.notes.forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
+      r.masks.forEach(function (m, n) {
+        var table = el("table", { class: "course-demo-topk" });
+        table.appendChild(el("caption", {}, "[MASK] " + (n + 1) + " (token " + m.position + "): the " + meta.k + " likeliest tokens"));
+        m.top.forEach(function (tp, i) {
+          var tr = el("tr");
+          tr.appendChild(el("td", {}, String(i + 1)));
+          tr.appendChild(el("td", { class: "course-demo-token" }, tp[0]));
+          tr.appendChild(el("td", { class: "course-demo-prob" }, tp[1].toFixed(4)));
+          var bar = el("td");
+          bar.appendChild(el("span", { class: "course-demo-bar", style: "width:" + (100 * tp[1]).toFixed(1) + "px" }));
+          tr.appendChild(bar);
+          table.appendChild(tr);
+        });
+        box.appendChild(table);
+      });
+      fillMask.drawAttention(demo, r);
+    },
+    drawAttention: function (demo, r) {
+      var old = demo.output.querySelector(".course-demo-figure");
+      if (old) old.remove();
+      if (!r || r.error) return;
+      var dims = r.attentions.dims, L = dims[1], H = dims[2], T = dims[3];
+      var layer = +demo.root.querySelector(".course-demo-layer").value, head = +demo.root.querySelector(".course-demo-head").value;
+      var w = [];
+      for (var i = 0; i < T; i++) {
+        var start = (((layer * H) + head) * T + i) * T;
+        w.push(r.attentions.data.slice(start, start + T));
+      }
+      demo.output.appendChild(heatmap(w, r.tokens, r.tokens,
+        "attention weights of layer " + layer + ", head " + head + " (of " + L + " layers and " + H + " heads, numbered from 0): each query token (row) over the key tokens (columns)"));
+      demo.root.dataset.attentionShown = layer + "," + head;
+    },
+  };
+
+  // ------------------------------------------------------------------ wiring
+
+  var KINDS = { dates: dates, "fill-mask": fillMask };
+
+  CD.start = function (root, config) {
+    var kind = root.dataset.demo, impl = KINDS[kind];
+    var demo = { root: root, config: config, impl: impl, model: null, loading: null, busy: false, pending: null,
+      status: root.querySelector(".course-demo-status"), output: root.querySelector(".course-demo-output") };
+    var input = root.querySelector(".course-demo-input"), button = root.querySelector(".course-demo-run");
+    root.courseDemo = demo;
+    function status(text, cls) { demo.status.textContent = text; demo.status.className = "course-demo-status " + (cls || ""); }
+
+    if (location.protocol === "file:") {
+      status("This demo runs the chapter's trained model in your browser, which needs the book served over http, not opened " +
+        "from disk: in a terminal, run `python -m http.server` in the book's _build/html folder, then open " +
+        "http://localhost:8000/ and this chapter.", "course-demo-error");
+      input.disabled = true; button.disabled = true;
+      return;
+    }
+    status("The model runs in your browser: it loads (ONNX Runtime Web and the chapter's trained weights, a few MB, once) " +
+      "when you click in the box or on \u201crun the model\u201d.");
+
+    function load() {
+      if (!demo.loading) {
+        status("loading ONNX Runtime Web and the model\u2026");
+        var t0 = performance.now();
+        demo.loading = impl.load(demo).then(function (model) {
+          demo.model = model;
+          demo.loadMs = performance.now() - t0;
+          root.dataset.loaded = "1";
+          status("model loaded in " + Math.round(demo.loadMs) + " ms; it runs again at every keystroke.");
+          return model;
+        }, function (err) {
+          demo.loading = null;
+          status("could not load the model: " + err.message, "course-demo-error");
+          throw err;
+        });
+      }
+      return demo.loading;
+    }
+
+    async function pump() {
+      if (demo.busy) return;
+      demo.busy = true;
+      try {
+        while (demo.pending) {
+          var job = demo.pending;
+          demo.pending = null;
+          try {
+            await load();
+          } catch (err) {
+            demo.pending = null;
+            break;
+          }
+          try {
+            var t1 = performance.now();
+            var result = await impl.run(demo.model, job.text);
+            impl.render(demo, result);
+            var done = performance.now();
+            result.computeMs = done - t1;
+            result.latencyMs = done - job.t0;
+            CD.results[kind] = result;
+            demo.last = result;
+            root.dataset.latency = result.latencyMs.toFixed(3);
+            root.dataset.renderedFor = job.text;
+            root.dataset.runs = String((+root.dataset.runs || 0) + 1);
+            requestAnimationFrame(function () { result.frameMs = performance.now() - job.t0; root.dataset.frameLatency = result.frameMs.toFixed(3); });
+          } catch (err) {
+            status("the model failed on this input: " + err.message, "course-demo-error");
+            root.dataset.renderedFor = job.text;
+          }
+        }
+      } finally {
+        demo.busy = false;
+      }
+    }
+
+    function request(t0) {
+      demo.pending = { text: input.value, t0: t0 };
+      pump();
+    }
+
+    input.addEventListener("focus", function () { load().catch(function () {}); });
+    input.addEventListener("input", function (ev) { request(ev.timeStamp || performance.now()); });
+    input.addEventListener("keydown", function (ev) { if (ev.key === "Enter") request(performance.now()); });
+    button.addEventListener("click", function () { request(performance.now()); });
+    var layer = root.querySelector(".course-demo-layer"), head = root.querySelector(".course-demo-head");
+    [layer, head].forEach(function (sel) {
+      if (sel) sel.addEventListener("change", function () { if (demo.last) fillMask.drawAttention(demo, demo.last); });
+    });
+  };
+
+  // for tests (node): the tokenisers without the page
+  CD._internals = { prepareDate: prepareDate, tokenize: tokenize, fillMaskInput: fillMaskInput, normalize: normalize };
+})();
