@@ -18,17 +18,10 @@ from course_lib.checks.ch04_multi_head import (
     check_torch_masks,
 )
 
-from check_cases import fails_with
+from check_cases import fails_with, planted_mistake_tests
 
 
 # ------------------------------------------------------------------ (a) split / merge
-
-
-def test_split_merge_pass():
-    for check in (check_split_heads, check_split_heads_other_sizes):
-        check(split_heads)
-    for check in (check_merge_heads, check_merge_heads_other_sizes):
-        check(merge_heads)
 
 
 def split_without_transpose(x, n_heads):
@@ -50,17 +43,17 @@ def split_detached(x, n_heads):
     return split_heads(x.detach(), n_heads)
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (split_without_transpose, ["reshaped straight to (B, H, T, D)"]),
-        (split_strided, ["contiguous slice"]),
-        (split_no_transpose_at_all, ["expected shape (3, 3, 5, 4), got (3, 5, 3, 4)", "another order"]),
-        (split_detached, ["no gradient"]),
-    ],
-)
-def test_split_heads_fails(wrong, words):
-    fails_with(check_split_heads, wrong, *words)
+def split_with_split(x, n_heads):  # split(n_heads) makes pieces OF SIZE n_heads
+    return torch.stack(x.split(n_heads, dim=-1), dim=1)
+
+
+def split_stack_dim2(x, n_heads):
+    return torch.stack(x.chunk(n_heads, dim=-1), dim=2)
+
+
+def split_chunk_time(x, n_heads):  # chunks the time axis into heads
+    B, T, C = x.shape
+    return x.reshape(B, T, n_heads, C // n_heads).permute(0, 2, 1, 3)[:, :, torch.arange(T).flip(0)]
 
 
 def merge_without_transpose(x):
@@ -73,36 +66,90 @@ def merge_d_major(x):
     return x.permute(0, 2, 3, 1).reshape(B, T, H * D)
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (merge_without_transpose, ["transpose(1, 2)"]),
-        (merge_d_major, ["ordered (D, H)"]),
-        (lambda x: x.transpose(1, 2), ["expected shape (3, 5, 12)"]),
-    ],
-)
-def test_merge_heads_fails(wrong, words):
-    fails_with(check_merge_heads, wrong, *words)
+def merge_view_after_transpose(x):
+    B, H, T, D = x.shape
+    return x.transpose(1, 2).view(B, T, H * D)
+
+
+def merge_sum(x):
+    return x.sum(dim=1)
+
+
+def merge_mean(x):
+    return x.mean(1)
+
+
+def merge_cat_time(x):
+    return torch.cat(x.unbind(1), dim=1)
+
+
+def merge_detached(x):
+    return merge_heads(x.detach())
+
+
+SPLIT_MERGE_CASES = [
+    (check_split_heads, split_heads, [
+        (split_without_transpose, "reshaped straight to (B, H, T, D)"),
+        (split_strided, "contiguous slice"),
+        (split_no_transpose_at_all, "move H in front of T"),
+        (split_detached, "no gradient"),
+        (split_with_split, "x.split(size) takes the size of each piece"),
+        (split_stack_dim2, "move H in front of T"),
+        (split_chunk_time, "in another order along T"),
+    ]),
+    (check_split_heads_other_sizes, split_heads, [
+        (split_strided, "contiguous slice"),
+        (split_no_transpose_at_all, "move H in front of T"),
+        (split_detached, "no gradient"),
+        (split_with_split, "x.split(size) takes the size of each piece"),
+        (split_stack_dim2, "move H in front of T"),
+        (lambda x, n_heads: x.view(x.shape[0], x.shape[1], n_heads, -1), "move H in front of T"),
+    ]),
+    (check_merge_heads, merge_heads, [
+        (merge_without_transpose, "transpose(1, 2)"),
+        (merge_d_major, "ordered (D, H)"),
+        (lambda x: x.transpose(1, 2), "expected shape (3, 5, 12)"),
+        (merge_view_after_transpose, ".contiguous().view"),
+        (merge_sum, "a sum or mean over H"),
+        (merge_cat_time, "concatenated the heads along time"),
+        (merge_detached, "no gradient flows back"),
+    ]),
+    (check_merge_heads_other_sizes, merge_heads, [
+        (merge_d_major, "ordered (D, H)"),
+        (lambda x: x.transpose(1, 2), "expected shape (2, 1, 20)"),
+        (merge_sum, "a sum or mean over H"),
+        (merge_mean, "a sum or mean over H"),
+        (merge_cat_time, "concatenated the heads along time"),
+        (merge_detached, "no gradient flows back"),
+    ]),
+]
 
 
 # ------------------------------------------------------------------ (b) the module
 
 
 class GoodMHA(nn.Module):
-    def __init__(self, d_model, n_heads, scale="head", out_proj=True, merge="right", invert=False, average=False):
+    def __init__(self, d_model, n_heads, scale="head", out_proj=True, merge="right", invert=False, average=False,
+                 fill=float("-inf"), use_mask=True, kv_from_query=False, split="right", dim=-1):
         super().__init__()
         self.n_heads = n_heads
         self.q_proj, self.k_proj, self.v_proj, self.out_proj = (nn.Linear(d_model, d_model) for _ in range(4))
         self.scale, self.use_out, self.merge, self.invert, self.average = scale, out_proj, merge, invert, average
+        self.fill, self.use_mask, self.kv_from_query, self.split, self.dim = fill, use_mask, kv_from_query, split, dim
 
     def forward(self, query, key, value, mask=None):
-        q, k, v = (split_heads(p(x), self.n_heads) for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
+        if self.kv_from_query:
+            key = value = query
+        if self.split == "right":
+            q, k, v = (split_heads(p(x), self.n_heads) for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
+        else:
+            q, k, v = (p(x).reshape(x.shape[0], self.n_heads, x.shape[1], -1) for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
         d = {"head": q.shape[-1], "model": query.shape[-1], "none": 1}[self.scale]
         scores = q @ k.transpose(-2, -1) / math.sqrt(d)
-        if mask is not None:
+        if mask is not None and self.use_mask:
             keep = ~mask if self.invert else mask
-            scores = scores.masked_fill(~keep, float("-inf"))
-        weights = scores.softmax(-1)
+            scores = scores.masked_fill(~keep, self.fill)
+        weights = scores.softmax(self.dim)
         heads = weights @ v
         B, H, T, D = heads.shape
         merged = merge_heads(heads) if self.merge == "right" else heads.reshape(B, T, H * D)
@@ -126,20 +173,33 @@ class NoProjections(nn.Module):
         self.W = nn.Linear(d_model, 3 * d_model)
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (variant(scale="model"), ["sqrt(d_model // n_heads)"]),
-        (variant(scale="none"), ["not scaled"]),
-        (variant(out_proj=False), ["output projection is missing"]),
-        (variant(merge="no_transpose"), ["merged in the wrong order"]),
-        (variant(invert=True), ["polarity is inverted"]),
-        (variant(average=True), ["not their average"]),
-        (NoProjections, ["q_proj"]),
-    ],
-)
-def test_mha_fails(wrong, words):
-    fails_with(check_multi_head_attention, wrong, *words)
+MHA_CASES = [
+    (check_multi_head_attention, GoodMHA, [
+        (variant(scale="model"), "sqrt(d_model // n_heads)"),
+        (variant(scale="none"), "not scaled"),
+        (variant(out_proj=False), "output projection is missing"),
+        (variant(merge="no_transpose"), "merged in the wrong order"),
+        (variant(invert=True), "polarity is inverted"),
+        (variant(invert=True, fill=-1e9), "polarity is inverted"),
+        (variant(use_mask=False), "the mask is not applied"),
+        (variant(fill=0.0), "masked scores were set to 0"),
+        (variant(kv_from_query=True), "not from the query"),
+        (variant(split="no_transpose"), "split in the wrong order"),
+        (variant(dim=-2), "softmax over the wrong axis"),
+        (variant(average=True), "not their average"),
+        (NoProjections, "q_proj"),
+    ]),
+    (check_multi_head_attention_other_sizes, GoodMHA, [
+        (variant(scale="model"), "sqrt(d_model // n_heads)"),
+        (variant(scale="none"), "not scaled"),
+        (variant(out_proj=False), "output projection is missing"),
+        (variant(merge="no_transpose"), "merged in the wrong order"),
+        (variant(invert=True, fill=-1e9), "polarity is inverted"),
+        (variant(use_mask=False), "the mask is not applied"),
+        (variant(split="no_transpose"), "split in the wrong order"),
+        (variant(average=True), "not their average"),
+    ]),
+]
 
 
 # ------------------------------------------------------------------ (c) torch parity
@@ -164,33 +224,28 @@ def test_copy_into_torch_passes():
     check_copy_into_torch(to_torch_mha)
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda m: to_torch_mha(m, batch_first=False), ["batch_first=True"]),
-        (lambda m: to_torch_mha(m, order=("k", "q", "v")), ["wrong order"]),
-        (lambda m: to_torch_mha(m, transpose=True), ["transposed"]),
-        (lambda m: to_torch_mha(m, copy_bias=False), ["biases were not copied"]),
-        (lambda m: nn.MultiheadAttention(m.d_model, 1, batch_first=True), ["num_heads=1"]),
-        (lambda m: m, ["torch.nn.MultiheadAttention"]),
-    ],
-)
-def test_copy_into_torch_fails(wrong, words):
-    fails_with(check_copy_into_torch, wrong, *words)
+TORCH_CASES = [
+    (check_copy_into_torch, to_torch_mha, [
+        (lambda m: to_torch_mha(m, batch_first=False), "batch_first=True"),
+        (lambda m: to_torch_mha(m, order=("k", "q", "v")), "wrong order"),
+        (lambda m: to_torch_mha(m, order=("q", "v", "k")), "wrong order"),
+        (lambda m: to_torch_mha(m, transpose=True), "transposed"),
+        (lambda m: to_torch_mha(m, copy_bias=False), "biases were not copied"),
+        (lambda m: nn.MultiheadAttention(m.d_model, 1, batch_first=True), "num_heads=1"),
+        (lambda m: m, "torch.nn.MultiheadAttention"),
+    ]),
+    (check_torch_masks, lambda pad, attn: (~pad[:, 0, 0, :], ~attn), [
+        (lambda pad, attn: (pad[:, 0, 0, :], attn), "True = IGNORE"),
+        (lambda pad, attn: (~pad[:, 0, 0, :], attn), "attn_mask: this is the course's mask unchanged"),
+        (lambda pad, attn: (~pad, ~attn), "(B, S)"),
+        (lambda pad, attn: ((~pad[:, 0, 0, :]).float(), (~attn).float()), "torch.bool"),
+        (lambda pad, attn: (~pad[:, 0, 0, :], attn.T), "attn_mask: expected shape (5, 7)"),
+        (lambda pad, attn: (~attn, ~pad[:, 0, 0, :]), "wrong order"),
+    ]),
+]
 
-
-def test_torch_masks_passes():
-    check_torch_masks(lambda pad, attn: (~pad[:, 0, 0, :], ~attn))
-
-
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda pad, attn: (pad[:, 0, 0, :], attn), ["True = IGNORE"]),
-        (lambda pad, attn: (~pad, ~attn), ["(B, S)"]),
-        (lambda pad, attn: ((~pad[:, 0, 0, :]).float(), (~attn).float()), ["torch.bool"]),
-        (lambda pad, attn: (~pad[:, 0, 0, :], attn.T), ["attn_mask: expected shape (5, 7)"]),
-    ],
-)
-def test_torch_masks_fails(wrong, words):
-    fails_with(check_torch_masks, wrong, *words)
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_enough_planted_mistakes,
+) = planted_mistake_tests(SPLIT_MERGE_CASES + MHA_CASES + TORCH_CASES)

@@ -152,7 +152,18 @@ def student_call(fn: Callable, *args, what: str = "your function", **kwargs):
         raise
     except Exception as err:  # noqa: BLE001 - any learner error becomes a diagnostic
         shapes = ", ".join(fmt_shape(a.shape) for a in args if isinstance(a, torch.Tensor))
-        raise CheckFailed(f"{what} raised {type(err).__name__}: {err}\n(called with tensors of shapes {shapes})") from err
+        hint = next((h for fragment, h in _KNOWN_ERRORS.items() if fragment in str(err)), "")
+        raise CheckFailed(f"{what} raised {type(err).__name__}: {err}\n(called with tensors of shapes {shapes})"
+                          + (f"\nHint: {hint}" if hint else "")) from err
+
+
+#: fragments of torch's own error messages, and what they usually mean in these exercises
+_KNOWN_ERRORS = {
+    "view size is not compatible with input tensor's size and stride": (
+        "after a transpose the tensor is no longer contiguous, so .view() fails: use .reshape(...) or .contiguous().view(...)"),
+    "expected scalar type": "a tensor of another dtype is mixed in: create new tensors with dtype=x.dtype (and device=x.device)",
+    "found dtype": "a tensor of another dtype is mixed in: create new tensors with dtype=x.dtype (and device=x.device)",
+}
 
 
 def expect_tuple(result: Any, n: int, names: str, what: str = "your function") -> tuple | list:

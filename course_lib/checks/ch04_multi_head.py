@@ -15,6 +15,7 @@ from course_lib.attention import MultiHeadAttention as ReferenceMHA
 from course_lib.checks._core import (
     Check,
     CheckFailed,
+    diagnose_mask,
     expect_close,
     expect_shape,
     expect_tensor,
@@ -61,20 +62,31 @@ def _mha(
     out_proj: bool = True,
     merge: str = "right",
     invert_mask: bool = False,
+    split: str = "right",
+    ignore_mask: bool = False,
+    softmax_dim: int = -1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-head attention written out, with switches for the usual mistakes (used to diagnose)."""
 
     def lin(x, name):
         return x @ params[f"{name}.weight"].T + params[f"{name}.bias"]
 
-    q, k, v = (_split(lin(x, n), n_heads) for x, n in ((query, "q_proj"), (key, "k_proj"), (value, "v_proj")))
+    def split_(x):
+        if split == "right":
+            return _split(x, n_heads)
+        b, t, c = x.shape
+        return x.reshape(b, n_heads, t, c // n_heads)  # no transpose: cuts across time steps
+
+    q, k, v = (split_(lin(x, n)) for x, n in ((query, "q_proj"), (key, "k_proj"), (value, "v_proj")))
+    if ignore_mask:
+        mask = None
     d_model = query.shape[-1]
     divisor = {"head": math.sqrt(d_model // n_heads), "model": math.sqrt(d_model), "none": 1.0}[scale]
     scores = q @ k.transpose(-2, -1) / divisor  # (B, H, T, S)
     if mask is not None:
         keep = ~mask if invert_mask else mask
         scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
-    weights = scores.softmax(-1)
+    weights = scores.softmax(softmax_dim)
     if mask is not None:
         weights = weights.masked_fill(~keep, 0.0)
     heads = weights @ v  # (B, H, T, D)
@@ -85,6 +97,13 @@ def _mha(
         merged = heads.reshape(b, t, h * d)
     out = lin(merged, "out_proj") if out_proj else merged
     return out, weights
+
+
+def _mha_scores(params, n_heads, query, key) -> torch.Tensor:
+    """The right per-head scores q k^T / sqrt(d_k), (B, H, T, S), before any mask."""
+    q = _split(query @ params["q_proj.weight"].T + params["q_proj.bias"], n_heads)
+    k = _split(key @ params["k_proj.weight"].T + params["k_proj.bias"], n_heads)
+    return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
 
 
 def _make_reference(params: dict[str, torch.Tensor], d_model: int, n_heads: int) -> ReferenceMHA:
@@ -124,6 +143,15 @@ class SplitHeadsCheck(Check):
         x, h = inputs["x"], inputs["n_heads"]
         b, t, c = x.shape
         d = c // h
+        got = outputs["out"]
+        what = f"split_heads of a (B={b}, T={t}, C={c}) tensor into {h} heads"
+        if isinstance(got, torch.Tensor) and d != h and tuple(got.shape) == (b, d, t, h):
+            raise CheckFailed(f"{what}: expected shape {(b, h, t, d)}, got {tuple(got.shape)}: {d} pieces of {h} features\n"
+                              f"Hint: x.split(size) takes the size of each piece (D = {d}), x.chunk(n) the number of pieces (H = {h}): "
+                              f"x.split({h}) made {d} pieces of size {h}")
+        if isinstance(got, torch.Tensor) and t != h and tuple(got.shape) == (b, t, h, d):
+            raise CheckFailed(f"{what}: expected shape {(b, h, t, d)}, got {tuple(got.shape)} = (B, T, H, D)\n"
+                              "Hint: the heads are cut out right; now move H in front of T: .transpose(1, 2)")
         got = expect_shape(
             outputs["out"], (b, h, t, d), f"split_heads of a (B={b}, T={t}, C={c}) tensor into {h} heads",
             hint="the result is (B, H, T, D): cut the feature axis into (H, D), then move H in front of T",
@@ -139,7 +167,7 @@ class SplitHeadsCheck(Check):
                 hint = "head h must take a contiguous slice of D features (h*D .. (h+1)*D - 1), not every H-th feature"
             else:
                 hint = "head h of token t should be x[b, t, h*D:(h+1)*D]"
-            expect_close(got, ref, "split heads", hint=hint)
+            expect_close(got, ref, "split heads", hint=hint, axes="B H T D")
         if outputs["grad"] is None:
             raise CheckFailed("split heads: no gradient flows back to x.\nHint: use view/reshape/transpose, no .detach() or .numpy()")
         expect_close(outputs["grad"], _merge(torch.arange(ref.numel(), dtype=ref.dtype).view_as(ref)), "gradient with respect to x")
@@ -174,6 +202,16 @@ class MergeHeadsCheck(Check):
     def verify(self, inputs, outputs):
         x = inputs["x"]
         b, h, t, d = x.shape
+        got = outputs["out"]
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (b, t, d) and d != h * d:
+            raise CheckFailed(f"merge_heads: expected shape {(b, t, h * d)}, got {tuple(got.shape)}\n"
+                              "Hint: you combined the heads by a sum or mean over H; the paper concatenates them: (B, T, H*D)")
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (b, h * t, d) and t != 1:
+            raise CheckFailed(f"merge_heads: expected shape {(b, t, h * d)}, got {tuple(got.shape)} = (B, H*T, D)\n"
+                              "Hint: you concatenated the heads along time; concatenate them along the features: (B, T, H*D)")
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (b, h * t, d) and t == 1 and h * t != h * d:
+            raise CheckFailed(f"merge_heads: expected shape {(b, t, h * d)}, got {tuple(got.shape)}\n"
+                              "Hint: you concatenated the heads along time; concatenate them along the features: (B, T, H*D)")
         got = expect_shape(outputs["out"], (b, t, h * d), "merge_heads", hint="the paper's Concat: (B, H, T, D) -> (B, T, H*D)")
         ref = _merge(x)
         if not is_close(got, ref):
@@ -183,7 +221,7 @@ class MergeHeadsCheck(Check):
                 hint = "the features come out ordered (D, H); they must be ordered (H, D): head 0's D features first"
             else:
                 hint = "token t's output should be the concatenation of heads 0..H-1 at t"
-            expect_close(got, ref, "merged heads", hint=hint)
+            expect_close(got, ref, "merged heads", hint=hint, axes="B T C")
         if outputs["grad"] is None:
             raise CheckFailed("merge heads: no gradient flows back.\nHint: use transpose/reshape, no .detach() or .numpy()")
         expect_close(outputs["grad"], _split(torch.arange(ref.numel(), dtype=ref.dtype).view_as(ref), h), "gradient with respect to x")
@@ -205,13 +243,29 @@ def _diagnose_mha(params, n_heads, query, key, value, mask, got_out, got_weights
         (dict(scale="none"), "the scores are not scaled: divide q @ k^T by sqrt(d_k), d_k = d_model // n_heads"),
         (dict(out_proj=False), "the output projection is missing: out = out_proj(merge_heads(heads))"),
         (dict(merge="no_transpose"), "the heads are merged in the wrong order: transpose (B, H, T, D) to (B, T, H, D) before reshaping"),
+        (dict(split="no_transpose"), "the heads are split in the wrong order: view (B, T, C) as (B, T, H, D), then transpose T and H; "
+                                     "a reshape straight to (B, H, T, D) cuts across time steps"),
+        (dict(softmax_dim=-2), "softmax over the wrong axis: normalise each query's scores over the keys (the last axis)"),
     ]
     if mask is not None:
         variants.append((dict(invert_mask=True), "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"))
+        variants.append((dict(ignore_mask=True), "the mask is not applied: fill the scores of masked keys (mask False) before the softmax"))
+    if key is not query:
+        variants.append((dict(kv_from_query=True), "the keys and values must come from the key and value arguments (the memory), not from the query"))
     for kwargs, hint in variants:
+        if kwargs.get("kv_from_query"):
+            out, weights = _mha(params, n_heads, query, query, query, None)
+            if got_weights is not None and tuple(got_weights.shape) == tuple(weights.shape) and is_close(got_weights, weights, atol=1e-4):
+                return hint
+            continue
         out, weights = _mha(params, n_heads, query, key, value, mask, **kwargs)
-        if is_close(got_out, out) or (kwargs.get("scale") and got_weights is not None and is_close(got_weights, weights)):
+        if is_close(got_out, out, atol=1e-4) or (kwargs.get("scale") or kwargs.get("softmax_dim") or "split" in kwargs) \
+                and got_weights is not None and is_close(got_weights, weights, atol=1e-4):
             return hint
+    if got_weights is not None:
+        ref_out, ref_w = _mha(params, n_heads, query, key, value, mask)
+        if is_close(got_weights, ref_w, atol=1e-4):
+            return "the weights are right but out is not: check the merge of the heads and out_proj"
     return "compare each step with the formula: project, split, attend per head, merge, out_proj"
 
 
@@ -275,6 +329,12 @@ class MultiHeadAttentionCheck(Check):
             return result
 
         self_out, self_w = call(x, x, x, what="your module(x, x, x)")
+        _, plain_cross_w = call(x, memory, memory, what="your module(x, memory, memory)")
+        b, t, s = x.shape[0], x.shape[1], memory.shape[1]
+        if isinstance(plain_cross_w, torch.Tensor) and tuple(plain_cross_w.shape) == (b, inputs["n_heads"], t, t) and t != s:
+            raise CheckFailed(f"weights of your module(x, memory, memory): expected {(b, inputs['n_heads'], t, s)} (one column per "
+                              f"memory position), got {tuple(plain_cross_w.shape)}\n"
+                              "Hint: the keys and values must come from the key and value arguments (the memory), not from the query")
         cross_out, cross_w = call(x, memory, memory, inputs["pad_mask"], what="your module(x, memory, memory, pad_mask)")
         causal_out, causal_w = call(x, x, x, inputs["causal"], what="your module(x, x, x, causal_mask)")
         xg = x.clone().requires_grad_(True)
@@ -288,11 +348,17 @@ class MultiHeadAttentionCheck(Check):
             "self_out": self_out, "self_weights": self_w,
             "cross_out": cross_out, "cross_weights": cross_w,
             "causal_out": causal_out, "causal_weights": causal_w,
+            "plain_cross_weights": plain_cross_w,
             "grads": grads,
         }
 
     def verify(self, inputs, outputs):
         b, t, s, c, h = self.sizes
+        plain = outputs.get("plain_cross_weights")
+        if isinstance(plain, torch.Tensor) and tuple(plain.shape) == (b, h, t, t) and t != s:
+            raise CheckFailed(f"weights of your module(x, memory, memory): expected {(b, h, t, s)} (one column per memory position), "
+                              f"got {tuple(plain.shape)}\n"
+                              "Hint: the keys and values must come from the key and value arguments (the memory), not from the query")
         params = inputs["params"]
         dt = self.query_dtype
         atol = 1e-5 if dt == torch.float64 else 1e-4
@@ -306,29 +372,35 @@ class MultiHeadAttentionCheck(Check):
         for label, key, _, _, length in cases:
             expect_shape(outputs[f"{key}_out"], (b, t, c), f"out ({label})", hint="out has the query's shape (B, T, d_model)")
             w = expect_tensor(outputs[f"{key}_weights"], f"weights ({label})")
+            if key == "cross" and tuple(w.shape) == (b, h, t, t) and t != s:
+                raise CheckFailed(f"weights ({label}): expected {(b, h, t, s)} (one column per memory position), got {tuple(w.shape)}\n"
+                                  "Hint: the keys and values must come from the key and value arguments (the memory), not from the query")
             if tuple(w.shape) == (b, t, length):
                 raise CheckFailed(f"weights ({label}): expected per-head weights (B, H, T, S) = {(b, h, t, length)}, got {tuple(w.shape)}\n"
                                   "Hint: return the weights of every head, not their average")
             expect_shape(w, (b, h, t, length), f"weights ({label})", hint="one (T, S) matrix per head: (B, H, T, S)")
-        # 2. behaviour
-        for label, key, _, mask, length in cases:
+        # 2. behaviour: a specific diagnosis of the mask first, then the generic tests
+        for label, key, kv, mask, length in cases:
             w = outputs[f"{key}_weights"].detach().double()
+            if mask is not None:
+                ref_out, ref_w = _mha(params, h, x, kv, kv, None)
+                specific = _diagnose_mha(params, h, x, kv, kv, mask, outputs[f"{key}_out"], w)
+                if "mask" in specific:
+                    raise CheckFailed(f"weights ({label}): masked keys (mask False) must get weight 0\nHint: {specific}")
+                by_behaviour = diagnose_mask(w, mask, scores=_mha_scores(params, h, x, kv), ref_unmasked=ref_w)
+                if by_behaviour:
+                    raise CheckFailed(f"weights ({label}): masked keys (mask False) must get weight 0\nHint: {by_behaviour}")
             if not torch.isfinite(w).all():
-                hint = "a query whose keys are all masked gets softmax(-inf, ..., -inf) = NaN"
-                if mask is not None:
-                    nan_rows = ~torch.isfinite(w).all(-1)  # (B, H, T)
-                    no_key_if_inverted = ~(~mask).expand(w.shape).any(-1)
-                    if bool((nan_rows == no_key_if_inverted).all()):
-                        hint = "the mask polarity is inverted: True means 'may attend', so fill the scores where the mask is False"
-                raise CheckFailed(f"weights ({label}): contain NaN, although every query here may attend to some key\nHint: {hint}")
+                raise CheckFailed(f"weights ({label}): contain NaN, although every query here may attend to some key\n"
+                                  "Hint: a query whose keys are all masked gets softmax(-inf, ..., -inf) = NaN")
             sums = w.sum(-1)
             if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+                specific = _diagnose_mha(params, h, x, kv, kv, mask, outputs[f"{key}_out"], w)
                 raise CheckFailed(f"weights ({label}): each query's weights should sum to 1 over the keys, got sums like {sums.flatten()[:3].tolist()}\n"
-                                  "Hint: softmax over the last axis (the keys)")
+                                  f"Hint: {specific if not specific.startswith('compare') else 'softmax over the last axis (the keys)'}")
             if mask is not None:
                 leaked = w.masked_fill(mask, 0.0).abs().max()
                 if leaked > 1e-6:
-                    kv = memory if key == "cross" else x
                     hint = _diagnose_mha(params, h, x, kv, kv, mask, outputs[f"{key}_out"], w)
                     raise CheckFailed(f"weights ({label}): masked keys (mask False) must get weight 0, got up to {float(leaked):.3g}\nHint: {hint}")
         # 3. values
@@ -337,8 +409,8 @@ class MultiHeadAttentionCheck(Check):
             got_out, got_w = outputs[f"{key}_out"], outputs[f"{key}_weights"]
             if not (is_close(got_out, ref_out, atol=atol) and is_close(got_w, ref_w, atol=atol)):
                 hint = _diagnose_mha(params, h, x, kv, kv, mask, got_out, got_w)
-                expect_close(got_w, ref_w, f"weights ({label})", hint=hint, atol=atol)
-                expect_close(got_out, ref_out, f"out ({label})", hint=hint, atol=atol)
+                expect_close(got_w, ref_w, f"weights ({label})", hint=hint, atol=atol, axes="B H T S")
+                expect_close(got_out, ref_out, f"out ({label})", hint=hint, atol=atol, axes="B T C")
         # 4. gradients
         if outputs["grads"] is None:
             raise CheckFailed("gradients do not flow through your module.\nHint: use torch operations only (no .detach(), .numpy() or torch.no_grad())")
@@ -464,6 +536,10 @@ class TorchMasksCheck(Check):
 
     def verify(self, inputs, outputs):
         pad, attn = inputs["pad_mask"], inputs["attn_mask"]
+        kpm, am = outputs["key_padding_mask"], outputs["attn_mask"]
+        if isinstance(kpm, torch.Tensor) and isinstance(am, torch.Tensor) and tuple(kpm.shape) == (T, S) and tuple(am.shape) == (B, S):
+            raise CheckFailed("the two masks come in the wrong order: your first result has attn_mask's shape (T, S), your second "
+                              "key_padding_mask's (B, S)\nHint: return (key_padding_mask, attn_mask), in that order")
         for what, got, shape, ours in (
             ("key_padding_mask", outputs["key_padding_mask"], (B, S), pad[:, 0, 0, :]),
             ("attn_mask", outputs["attn_mask"], (T, S), attn),
