@@ -1,6 +1,6 @@
 """The grader: run submissions in limited kernels, judge them outside, keep a gradebook.
 
-    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--cell-timeout S] [--total-timeout S] [--memory-mb M]
+    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
 
 Why not nbgrader's autograde: it computes verdicts inside the learner's kernel
 (a cell passes when it raises nothing), so a submission that monkeypatches
@@ -8,30 +8,42 @@ Why not nbgrader's autograde: it computes verdicts inside the learner's kernel
 no memory cap and no parallel runs. This grader keeps nbgrader's notebook format
 and metadata (and uses nbgrader to release and to clear solutions and hidden
 tests) but executes each notebook with nbclient in a worker process of its own
-(``course_lib.grading.runner``), then decides every verdict here, in a process
-that never runs learner code:
+(``course_lib.grading.runner``) inside an OS sandbox of its own
+(``course_lib.grading.sandbox``: bubblewrap), then decides every verdict here, in
+a process that never runs learner code:
 
     a graded cell earns its points  <=>  it ran without error or timeout
                                          AND every check its SOURCE calls left a
-                                         recording that passes check.verify() here.
+                                         recording, of the learner's code run on inputs
+                                         chosen here, that passes check.verify() here
+                                         AND the answer is the learner's own (ownwork).
+
+Nothing read from the submissions folder or from a sandbox is trusted: no
+symlink is followed, no non-regular file opened, recordings are bounded before
+they are loaded. The gradebook is rewritten atomically after every notebook.
 
 Rows of the gradebook: one per (student, assignment, notebook, grade_id) with
-points, max_points, status (passed, failed, error, timeout, tampered, missing,
-unreadable) and a message. See chapters/grading_guide.md for the workflow.
+points, max_points, status (see STATUSES) and a message. See
+chapters/grading_guide.md for the workflow and the threat model.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +51,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading import recorder
+from course_lib.grading import libview, ownwork, recorder, sandbox
 from course_lib.grading.notebooks import (
     Prepared,
     SourceError,
@@ -52,10 +64,20 @@ from course_lib.grading.notebooks import (
 )
 from course_lib.grading.release import ROOT, SOLUTIONS, list_assignments
 
-STATUSES = ("passed", "failed", "error", "timeout", "tampered", "missing", "unreadable")
+STATUSES = ("passed", "failed", "error", "timeout", "tampered", "not_own_work", "missing", "unreadable")
 FIELDS = ("student", "assignment", "notebook", "grade_id", "status", "points", "max_points", "message", "graded_at")
-#: a recording larger than this is not loaded (it cannot be a check's output)
-MAX_RECORDING_BYTES = 64 * 2**20
+#: bounds on a recording, checked before it is loaded (no check records anything near them)
+MAX_RECORDING_BYTES = 64 * 2**20  # the file, whose zip entries must be stored uncompressed
+MAX_RECORDING_ENTRIES = 4096  # zip entries (one per tensor storage)
+MAX_RECORDING_PICKLE_BYTES = 4 * 2**20
+MAX_RECORDING_ELEMENTS = 16 * 2**20  # tensor elements + list items + string characters, once loaded
+#: what the grader keeps of a sandbox's output stream (beyond it, the sandbox is killed)
+MAX_OUTPUT_BYTES = 256 * 2**20
+MAX_OUTPUT_MEMBER_BYTES = 64 * 2**20
+MAX_OUTPUT_MEMBERS = 2048
+MAX_LOG_BYTES = 64 * 2**10
+#: a submitted notebook larger than this is not read
+MAX_NOTEBOOK_BYTES = 32 * 2**20
 #: seconds the worker gets on top of total_timeout (kernel start-up, shutdown)
 WORKER_SLACK = 120
 
@@ -66,10 +88,12 @@ class Limits:
 
     cell_timeout: float = 60.0  # seconds per cell, then interrupt (then kill)
     total_timeout: float = 300.0  # seconds of execution per notebook
-    memory_mb: int = 4096  # address space of the kernel, and resident memory of its processes
+    memory_mb: int = 4096  # address space of each process, and resident memory of the kernel's processes
+    processes: int = 256  # processes + threads in one sandbox (RLIMIT_NPROC per user namespace)
+    scratch_mb: int = 512  # the sandbox's only writable place (a tmpfs): working folder and recordings
 
     def __post_init__(self):
-        for name in ("cell_timeout", "total_timeout", "memory_mb"):
+        for name in ("cell_timeout", "total_timeout", "memory_mb", "processes", "scratch_mb"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -101,6 +125,7 @@ class Task:
     notebook: str
     path: Path | None  # None: the notebook is missing
     strays: list[str] = field(default_factory=list)  # unexpected notebooks in the student's folder
+    problem: str | None = None  # why the file cannot be opened (a symlink, a FIFO...): reported, never read
 
 
 @dataclass
@@ -112,22 +137,65 @@ class Outcome:
 # --------------------------------------------------------------------------- discovery
 
 
-def _visible_dirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+_KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket",
+          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", stat.S_IFREG: "a file"}
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _entries(path: Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Real sub-folders of ``path`` (never through a symlink), and (name, why) for everything else odd."""
+    folders, odd = [], []
+    for entry in sorted(os.scandir(path), key=lambda e: e.name):
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if not stat.S_ISDIR(mode):
+            odd.append((entry.name, f"{_kind(mode)}, not a folder: not graded (never followed or opened)"))
+        elif entry.name.startswith((".", "_")):
+            odd.append((entry.name, f"a folder whose name starts with {entry.name[0]!r}: not graded; rename it"))
+        else:
+            folders.append(Path(entry.path))
+    return folders, odd
+
+
+def _notebooks(folder: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """name -> path of the regular .ipynb files in ``folder``, and name -> why for .ipynb names that are not."""
+    good, bad = {}, {}
+    if not (folder.is_dir() and not folder.is_symlink()):
+        return good, bad
+    for entry in os.scandir(folder):
+        if not entry.name.endswith(".ipynb"):
+            continue
+        mode = entry.stat(follow_symlinks=False).st_mode
+        stem = entry.name[: -len(".ipynb")]
+        if stat.S_ISREG(mode):
+            good[stem] = Path(entry.path)
+        else:
+            bad[stem] = f"{entry.name} is {_kind(mode)}, not a regular file: it was not opened; submit the notebook itself"
+    return good, bad
 
 
 def discover(submissions: Path, assignments: list[str] | None = None, solutions_dir: Path = SOLUTIONS):
     """Tasks for SUBMISSIONS_DIR/<student>/<assignment>/<name>.ipynb, and rows for what cannot be graded.
 
     Assignments graded: those named, else every known assignment some student submitted;
-    a student without one of them gets ``missing`` rows.
+    a student without one of them gets ``missing`` rows. Symlinks, FIFOs, sockets, devices
+    and folders named ``.x`` or ``_x`` get an ``unreadable`` row each (never followed or opened).
     """
     known = list_assignments(solutions_dir)
-    students = _visible_dirs(submissions)
-    problems: list[Row] = []
+    students, odd = _entries(submissions)
+    problems: list[Row] = [Row(name, "", "", "", "unreadable", 0, 0, f"{submissions.name}/{name} is {why}", grader_failure=True)
+                           for name, why in odd]
     found: set[str] = set()
+    folders_of: dict[Path, set[str]] = {}
     for student in students:
-        for folder in _visible_dirs(student):
+        folders, odd = _entries(student)
+        folders_of[student] = {f.name for f in folders}
+        for name, why in odd:
+            problems.append(Row(student.name, name, "", "", "unreadable", 0, 0, f"{student.name}/{name} is {why}",
+                                grader_failure=True))
+        for folder in folders:
             if folder.name in known:
                 found.add(folder.name)
             elif assignments is None or folder.name in assignments:
@@ -143,34 +211,98 @@ def discover(submissions: Path, assignments: list[str] | None = None, solutions_
     for student in students:
         for assignment in wanted:
             folder = student / assignment
-            present = {p.stem: p for p in folder.glob("*.ipynb")} if folder.is_dir() else {}
+            present, bad = _notebooks(folder) if assignment in folders_of[student] else ({}, {})
             expected = source_names(assignment, solutions_dir)
             strays = sorted(f"{s}.ipynb" for s in present if s not in expected)
             for name in expected:
-                tasks.append(Task(student.name, assignment, name, present.get(name), strays))
+                tasks.append(Task(student.name, assignment, name, present.get(name) or (folder / f"{name}.ipynb" if name in bad else None),
+                                  strays, bad.get(name)))
     return tasks, problems
 
 
 # --------------------------------------------------------------------------- verification (clean process)
 
 
-def verify_recording(check_name: str, path: Path) -> str | None:
-    """None if the recording at ``path`` passes ``check.verify`` here; else why not."""
+class _Bound(Exception):
+    pass
+
+
+def _count_elements(x, budget: list[int], depth: int = 0) -> None:
+    """Charge every tensor element, list item and string character to ``budget``; raise _Bound when spent."""
+    import torch
+
+    if depth > 12:
+        raise _Bound("nested more than 12 deep")
+    if isinstance(x, torch.Tensor):
+        if x.layout != torch.strided:
+            raise _Bound(f"a {x.layout} tensor")
+        budget[0] -= x.numel()
+    elif isinstance(x, str):
+        budget[0] -= len(x)
+    elif isinstance(x, (list, tuple)):
+        budget[0] -= len(x)
+        if budget[0] >= 0:
+            for v in x:
+                _count_elements(v, budget, depth + 1)
+    elif isinstance(x, dict):
+        budget[0] -= len(x)
+        if budget[0] >= 0:
+            for k, v in x.items():
+                _count_elements(k, budget, depth + 1)
+                _count_elements(v, budget, depth + 1)
+    if budget[0] < 0:
+        raise _Bound(f"more than {MAX_RECORDING_ELEMENTS} elements once loaded")
+
+
+def load_recording(path: Path):
+    """A recording's contents, after checking its bounds; raise _Bound (why) or another error if it breaks one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        raise _Bound(f"cannot be opened ({err.strerror})") from err
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _Bound(f"is {_kind(st.st_mode)}")
+        if st.st_size > MAX_RECORDING_BYTES:
+            raise _Bound(f"is implausibly large ({st.st_size} bytes)")
+        try:
+            with zipfile.ZipFile(f) as z:
+                infos = z.infolist()
+        except zipfile.BadZipFile as err:
+            raise _Bound("is not a torch.save archive") from err
+        if len(infos) > MAX_RECORDING_ENTRIES:
+            raise _Bound(f"has {len(infos)} entries")
+        for info in infos:
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise _Bound(f"holds a compressed entry ({info.filename}): torch.save never compresses")
+            if info.filename.endswith(".pkl") and info.file_size > MAX_RECORDING_PICKLE_BYTES:
+                raise _Bound(f"holds a {info.file_size}-byte pickle")
+        if sum(i.file_size for i in infos) > MAX_RECORDING_BYTES:
+            raise _Bound("is implausibly large once unpacked")
+        f.seek(0)
+        outputs = recorder.load(f)
+    _count_elements(outputs, [MAX_RECORDING_ELEMENTS])
+    return outputs
+
+
+def verify_recording(check_name: str, path: Path, inputs: dict | None = None) -> str | None:
+    """None if the recording at ``path`` passes ``check.verify`` here, on ``inputs``; else why not."""
     from course_lib.checks import CheckFailed, get_check
 
     check = get_check(check_name)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return f"{check_name}: no outputs were recorded (the check was replaced, skipped, or not reached)"
-    if path.stat().st_size > MAX_RECORDING_BYTES:
-        return f"{check_name}: the recorded outputs are implausibly large ({path.stat().st_size} bytes)"
     try:
-        outputs = recorder.load(path)
+        outputs = load_recording(path)
+    except _Bound as err:
+        return f"{check_name}: the recorded outputs were not loaded: the file {err}"
     except Exception as err:  # noqa: BLE001 - anything unreadable is a failure, never a pass
         return f"{check_name}: the recorded outputs could not be read ({type(err).__name__})"
     if not isinstance(outputs, dict):
         return f"{check_name}: the recorded outputs are malformed"
     try:
-        check.verify(check.make_inputs(), outputs)
+        check.verify(copy.deepcopy(inputs) if inputs is not None else check.make_inputs(), outputs)
     except CheckFailed as err:
         return f"{check_name}: {err}"
     except Exception as err:  # noqa: BLE001
@@ -182,39 +314,49 @@ _OUT_OF_MEMORY = ("raised MemoryError", "can't allocate memory", "DefaultCPUAllo
 
 
 def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: dict, rec_dir: Path, now: str,
-              limits: Limits) -> list[Row]:
+              limits: Limits, inputs: dict, findings: dict) -> list[Row]:
     rows = []
+    cells = result.get("cells") if isinstance(result.get("cells"), dict) else {}
     for g in source.graded:
-        run = result.get("cells", {}).get(str(prepared.run_index[g.grade_id]))
+        run = cells.get(str(prepared.run_index[g.grade_id]))
+        run = run if isinstance(run, dict) else None
         passed = False
         if run is None:
             status, message = result.get("default_status", "error"), result.get("default_reason", "the cell was not run")
-        elif run["status"] == "ok":
-            problems = [p for c in g.checks if (p := verify_recording(c, rec_dir / f"{recorder._safe(g.grade_id)}__{recorder._safe(c)}.pt"))]
+        elif run.get("status") == "ok":
+            problems = [p for c in g.checks
+                        if (p := verify_recording(c, rec_dir / f"{recorder._safe(g.grade_id)}__{recorder._safe(c)}.pt", inputs.get(c)))]
             if problems:
                 status = "failed"
-                message = "the cell ran without error in the notebook, but its outputs did not verify outside the notebook: " + "; ".join(problems)
+                message = "; ".join(problems)
             else:
                 status, message, passed = "passed", "", True
-        elif run["status"] == "error":
-            evalue = run.get("evalue", "")
+        elif run.get("status") == "error":
+            evalue = str(run.get("evalue", ""))
             if run.get("ename") == "MemoryError" or any(s in evalue for s in _OUT_OF_MEMORY):
                 status = "error"
                 message = f"out of memory (the limit is {limits.memory_mb} MiB per notebook): {run.get('ename')}: {evalue}"
             elif run.get("ename") == "CheckFailed":
                 status, message = "failed", evalue
             else:
-                status, message = "error", f"{run.get('ename')}: {run.get('evalue', '')}".rstrip(": ")
-        elif run["status"] == "timeout":
-            status, message = "timeout", run.get("reason", "timeout")
+                status, message = "error", f"{run.get('ename')}: {evalue}".rstrip(": ")
+        elif run.get("status") == "timeout":
+            status, message = "timeout", str(run.get("reason", "timeout"))
         else:  # not_run
-            reason = run.get("reason", "not run")
+            reason = str(run.get("reason", "not run"))
             status = "timeout" if "time limit" in reason else "error"
             message = reason
         if g.grade_id in prepared.tampered:
             outcome = "passed" if passed else f"{status}: {message}"
             message = "; ".join(prepared.tampered[g.grade_id]) + f". Graded with the restored cell: {outcome}"
             status = "tampered"
+        if g.grade_id in findings:
+            message = ownwork.message(findings[g.grade_id]) + f". Without this: {status}" + (f": {message}" if message else "")
+            status, passed = "not_own_work", False
+        elif libview.WITHHELD in message:
+            message = ("not graded as the learner's own work (0 points; for the instructor to review): the answer called "
+                       "course_lib's reference, which the sandbox withholds: " + message)
+            status, passed = "not_own_work", False
         rows.append(Row(task.student, task.assignment, task.notebook, g.grade_id, status,
                         g.points if passed else 0.0, g.points, message, now))
     return rows
@@ -231,63 +373,146 @@ def _kill(pgid: int | None) -> None:
             pass
 
 
-def _kernel_pid(job_dir: Path, worker_pid: int) -> int | None:
-    """The kernel's pid from the runner, trusted only if it really is the worker's child."""
+def _kernel_pid(scratch: Path, worker_pid: int) -> int | None:
+    """(--no-sandbox) The kernel's pid from the runner, trusted only if it really is the worker's child."""
     try:
-        pid = int((job_dir / "kernel.pid").read_text().strip())
+        pid = int((scratch / "kernel.pid").read_text().strip())
         with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-        ppid, pgrp = (int(x) for x in stat[stat.rindex(")") + 2 :].split()[1:3])
+            stat_line = f.read()
+        ppid, pgrp = (int(x) for x in stat_line[stat_line.rindex(")") + 2 :].split()[1:3])
         return pid if ppid == worker_pid and pgrp == pid else None
     except (OSError, ValueError):
         return None
 
 
-def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job_dir: Path) -> tuple[dict, nbformat.NotebookNode]:
-    """Execute ``prepared.run_nb`` in a worker subprocess; return its per-cell results and the executed notebook."""
-    work = job_dir / "work"
-    shutil.copytree(source.path.parent, work, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-    (job_dir / "recordings").mkdir()
-    nbformat.write(prepared.run_nb, job_dir / "run.ipynb")
-    job = {
-        "notebook": "run.ipynb",
-        "cwd": str(work),
-        "recordings": str(job_dir / "recordings"),
-        "cell_timeout": limits.cell_timeout,
-        "total_timeout": limits.total_timeout,
-        "memory_bytes": int(limits.memory_mb) * 2**20,
-    }
-    (job_dir / "job.json").write_text(json.dumps(job))
-    env = {k: v for k, v in os.environ.items() if k != recorder.ENV_VAR}
-    with open(job_dir / "runner.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "course_lib.grading.runner", str(job_dir)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=job_dir, env=env, start_new_session=True,
-        )
-        try:
-            proc.wait(timeout=limits.total_timeout + WORKER_SLACK)
-            killed = False
-        except subprocess.TimeoutExpired:
-            kernel = _kernel_pid(job_dir, proc.pid)
-            _kill(proc.pid)
-            _kill(kernel)
-            proc.wait()
-            killed = True
-    result_path = job_dir / "result.json"
-    if killed or not result_path.is_file():
-        why = (
-            f"the grader killed the notebook's worker after {limits.total_timeout + WORKER_SLACK:g} s"
-            if killed
-            else f"the grader's worker ended without a result (exit status {proc.returncode})"
-        )
-        result = {"started": True, "cells": {}, "default_status": "timeout" if killed else "error", "default_reason": why,
-                  "grader_failure": not killed}
+def _drain(stream, path: Path, cap: int, overflow: threading.Event) -> None:
+    """Copy ``stream`` to ``path`` up to ``cap`` bytes; past it, set ``overflow`` and discard the rest."""
+    kept = 0
+    with open(path, "wb") as out:
+        while chunk := stream.read(1 << 16):
+            if kept + len(chunk) > cap:
+                overflow.set()
+                continue
+            out.write(chunk)
+            kept += len(chunk)
+
+
+_MEMBER = re.compile(r"out/(result\.json|executed\.ipynb)|recordings/[A-Za-z0-9_.-]{1,200}\.pt|runner\.log")
+
+
+def _unpack(tar_path: Path, dest: Path) -> list[str]:
+    """Extract the runner's regular files with the expected names and sizes; return notes on what was dropped."""
+    notes: list[str] = []
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            for n, member in enumerate(tar):
+                if n >= MAX_OUTPUT_MEMBERS:
+                    notes.append(f"more than {MAX_OUTPUT_MEMBERS} files: the rest dropped")
+                    break
+                if member.isdir():
+                    continue
+                if not (member.isreg() and _MEMBER.fullmatch(member.name) and member.size <= MAX_OUTPUT_MEMBER_BYTES):
+                    notes.append(f"dropped {member.name[:80]!r} (not a regular file with an expected name and size)")
+                    continue
+                target = dest / member.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = tar.extractfile(member)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(data, out)
+    except (tarfile.TarError, OSError, EOFError) as err:
+        notes.append(f"the sandbox's output stream is damaged ({type(err).__name__})")
+    return notes
+
+
+def _read_json(path: Path, cap: int):
+    if not path.is_file() or path.stat().st_size > cap:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job_dir: Path, lib_pkg: Path,
+                 inputs_file: Path, sandboxed: bool = True) -> tuple[dict, nbformat.NotebookNode]:
+    """Execute ``prepared.run_nb`` in a sandboxed worker; return its per-cell results and the executed notebook.
+
+    Recordings land in ``job_dir/out/recordings``, read only after the sandbox has gone.
+    """
+    inp = job_dir / "in"
+    shutil.copytree(source.path.parent, inp / "work", ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    nbformat.write(prepared.run_nb, inp / "run.ipynb")
+    shutil.copyfile(inputs_file, inp / "inputs.pt")
+    cpu = int(limits.total_timeout + WORKER_SLACK)
+    memory = int(limits.memory_mb) * 2**20
+    job = {"notebook": "run.ipynb", "cell_timeout": limits.cell_timeout, "total_timeout": limits.total_timeout,
+           "memory_bytes": memory}
+    runner = [sys.executable, "-m", "course_lib.grading.runner"]
+    if sandboxed:
+        job["rlimits"] = sandbox.rlimits(limits.processes, max(memory, 2**30), limits.scratch_mb * 2**20, cpu)
+        argv = sandbox.command([*runner, sandbox.INPUT, sandbox.JOB], inp, lib_pkg, libview.LIB, limits.scratch_mb)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     else:
-        result = json.loads(result_path.read_text())
-        if not result.get("started"):
-            result.update(default_status="error", default_reason=result.get("error", "the kernel did not start"), grader_failure=True)
-    executed_path = job_dir / "executed.ipynb"
-    executed = nbformat.read(executed_path, as_version=4) if executed_path.is_file() else prepared.run_nb
+        scratch = job_dir / "scratch"
+        argv = [*runner, str(inp), str(scratch)]
+        env = {k: v for k, v in os.environ.items() if k not in (recorder.ENV_VAR, "PYTHONPATH")}
+        env["PYTHONPATH"] = str(lib_pkg.parent)  # the copy with the references withheld comes first
+    (inp / "job.json").write_text(json.dumps(job))
+    for path in [inp, *inp.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    overflow = threading.Event()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=job_dir, env=env, start_new_session=True)
+    drains = [threading.Thread(target=_drain, args=(proc.stdout, job_dir / "out.tar", MAX_OUTPUT_BYTES, overflow), daemon=True),
+              threading.Thread(target=_drain, args=(proc.stderr, job_dir / "sandbox.log", MAX_LOG_BYTES, threading.Event()),
+                               daemon=True)]
+    for t in drains:
+        t.start()
+    deadline = limits.total_timeout + WORKER_SLACK
+    killed = None
+    try:
+        waited = 0.0
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                waited += 0.5
+            if overflow.is_set():
+                killed = f"the grader stopped the sandbox: it sent more than {MAX_OUTPUT_BYTES // 2**20} MiB of output"
+            elif waited > deadline:
+                killed = f"the grader killed the notebook's worker after {deadline:g} s"
+            if killed:
+                kernel = None if sandboxed else _kernel_pid(job_dir / "scratch", proc.pid)
+                _kill(proc.pid)  # bwrap: the sandbox's PID namespace, and everything in it, goes with it
+                _kill(kernel)
+                proc.wait()
+                break
+    finally:
+        if proc.poll() is None:
+            _kill(proc.pid)
+            proc.wait()
+        for t in drains:
+            t.join(timeout=30)
+    out = job_dir / "out"
+    out.mkdir()
+    notes = _unpack(job_dir / "out.tar", out) if not killed else []
+    result = _read_json(out / "out" / "result.json", 16 * 2**20)
+    if killed or not isinstance(result, dict):
+        log = (job_dir / "sandbox.log").read_text(errors="replace")[-600:].strip() if (job_dir / "sandbox.log").is_file() else ""
+        why = killed or (f"the grader's worker ended without a readable result (exit status {proc.returncode})"
+                         + (f": {log}" if log else "") + ("; " + "; ".join(notes[:3]) if notes else ""))
+        result = {"started": True, "cells": {}, "default_status": "timeout" if killed and not overflow.is_set() else "error",
+                  "default_reason": why, "grader_failure": not killed}
+    elif not result.get("started"):
+        result.update(default_status="error", default_reason=str(result.get("error", "the kernel did not start")), grader_failure=True)
+    executed = prepared.run_nb
+    path = out / "out" / "executed.ipynb"
+    if path.is_file():
+        try:
+            executed = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        except Exception:  # noqa: BLE001 - the feedback then shows the notebook without outputs
+            pass
     return result, executed
 
 
@@ -314,18 +539,63 @@ class _SourceCache:
         return value
 
 
+class _RunFiles:
+    """What every job of a run shares, made once: the sandbox's course_lib per assignment, the check inputs."""
+
+    def __init__(self, work_root: Path, solutions_dir: Path):
+        self.root, self.solutions_dir = work_root, solutions_dir
+        self._lock = threading.Lock()
+        self._libs: dict[str, Path] = {}
+        self._refs: dict[str, list] = {}
+        self._inputs: dict[str, dict] = {}
+        self._files: dict[tuple[str, str], Path] = {}
+
+    def lib(self, assignment: str) -> Path:
+        with self._lock:
+            if assignment not in self._libs:
+                self._libs[assignment] = libview.build(assignment, self.root / "lib" / assignment, self.solutions_dir)
+            return self._libs[assignment]
+
+    def refs(self, assignment: str) -> list:
+        with self._lock:
+            if assignment not in self._refs:
+                self._refs[assignment] = libview.references(assignment, self.solutions_dir)
+            return self._refs[assignment]
+
+    def inputs(self, source: SourceNotebook) -> tuple[dict, Path]:
+        """The inputs of every check the notebook's graded cells call (made here), and the file the kernel reads."""
+        import torch
+
+        from course_lib.checks import get_check
+
+        with self._lock:
+            names = [c for g in source.graded for c in g.checks]
+            for name in names:
+                if name not in self._inputs:
+                    self._inputs[name] = get_check(name).make_inputs()
+            key = (source.assignment, source.name)
+            if key not in self._files:
+                path = self.root / "inputs" / f"{source.assignment}__{source.name}.pt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save({n: self._inputs[n] for n in names}, path)
+                self._files[key] = path
+            return {n: self._inputs[n] for n in names}, self._files[key]
+
+
 def _rows_for_all(task: Task, source: SourceNotebook, status: str, message: str, now: str, failure: bool = False) -> list[Row]:
     return [Row(task.student, task.assignment, task.notebook, g.grade_id, status, 0.0, g.points, message, now, failure)
             for g in source.graded]
 
 
-def grade_task(task: Task, limits: Limits, sources: _SourceCache, work_root: Path) -> Outcome:
+def grade_task(task: Task, limits: Limits, sources: _SourceCache, files: _RunFiles, sandboxed: bool = True) -> Outcome:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         source = sources.get(task.assignment, task.notebook)
     except SourceError as err:
         return Outcome([Row(task.student, task.assignment, task.notebook, "", "error", 0, 0,
                             f"grader failure: the source notebook is broken: {err}", now, True)])
+    if task.problem:
+        return Outcome(_rows_for_all(task, source, "unreadable", task.problem, now))
     if task.path is None:
         if task.strays:
             msg = f"expected {task.notebook}.ipynb but found {', '.join(task.strays)}: rename the file you meant to submit"
@@ -336,10 +606,12 @@ def grade_task(task: Task, limits: Limits, sources: _SourceCache, work_root: Pat
     except Unreadable as err:
         return Outcome(_rows_for_all(task, source, "unreadable", str(err), now))
     prepared = prepare(source, submission)
-    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=work_root))
+    findings = ownwork.check_notebook(prepared.run_nb.cells, [g.grade_id for g in source.graded], files.refs(task.assignment))
+    inputs, inputs_file = files.inputs(source)
+    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=files.root))
     try:
-        result, executed = run_notebook(prepared, source, limits, job_dir)
-        rows = _verdicts(task, source, prepared, result, job_dir / "recordings", now, limits)
+        result, executed = run_notebook(prepared, source, limits, job_dir, files.lib(task.assignment), inputs_file, sandboxed)
+        rows = _verdicts(task, source, prepared, result, job_dir / "out" / "recordings", now, limits, inputs, findings)
         if result.get("grader_failure"):
             for row in rows:
                 row.grader_failure = True
@@ -362,23 +634,44 @@ def read_gradebook(out_dir: Path) -> list[dict]:
     return data["rows"] if isinstance(data, dict) else data
 
 
-def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple[str, str]]) -> list[dict]:
-    """Merge: rows of (student, assignment) pairs graded now replace the old ones; others are kept."""
+def _replace_atomically(path: Path, write) -> None:
+    """Write via a temporary file in the same folder, fsync, then os.replace: readers see the old or the new file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> list[dict]:
+    """Merge: rows of the (student, assignment) or (student, assignment, notebook) keys in ``regraded``
+    are replaced by ``rows``; others are kept. Both files are replaced atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    kept = [r for r in read_gradebook(out_dir) if (r["student"], r["assignment"]) not in regraded]
+
+    def replaced(r: dict) -> bool:
+        return (r["student"], r["assignment"]) in regraded or (r["student"], r["assignment"], r["notebook"]) in regraded
+
+    kept = [r for r in read_gradebook(out_dir) if not replaced(r)]
     new = [r.to_dict() for r in rows]
     merged: dict[tuple, dict] = {}
     for r in kept + new:  # keyed: a later row for the same key replaces an earlier one
         merged[(r["student"], r["assignment"], r["notebook"], r["grade_id"])] = r
     ordered = sorted(merged.values(), key=lambda r: (r["student"], r["assignment"], r["notebook"]))
-    tmp = out_dir / "gradebook.json.tmp"
-    tmp.write_text(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False))
-    tmp.replace(out_dir / "gradebook.json")
-    with open(out_dir / "gradebook.csv.tmp", "w", newline="", encoding="utf-8") as f:
+
+    def write_csv(f):
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(ordered)
-    (out_dir / "gradebook.csv.tmp").replace(out_dir / "gradebook.csv")
+
+    _replace_atomically(out_dir / "gradebook.json",
+                        lambda f: f.write(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False)))
+    _replace_atomically(out_dir / "gradebook.csv", write_csv)
     return ordered
 
 
@@ -388,14 +681,13 @@ def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple[str, str
 def _grader_fingerprint(assignments: set[str], solutions_dir: Path) -> str:
     """A hash of the files the verdicts and limits depend on: a submission must not change them.
 
-    The grader's own code, the check framework, the graded assignments' checks and
-    source notebooks. (Verdicts use the modules loaded before any learner code ran,
-    so a change cannot alter this run's verdicts, but it could alter later runs.)
+    All of course_lib's Python files and the graded assignments' source notebooks. (The
+    sandbox makes them unreachable; this is the check that still holds with --no-sandbox.)
     """
     lib = ROOT / "course_lib"
-    paths = [*(lib / "grading").glob("*.py"), lib / "checks" / "__init__.py", lib / "checks" / "_core.py"]
+    paths = [*lib.rglob("*.py")]
     for a in sorted(assignments):
-        paths += [lib / "checks" / f"{a}.py", *(solutions_dir / a).glob("*.ipynb")]
+        paths += [*(solutions_dir / a).glob("*.ipynb")]
     h = hashlib.sha256()
     for path in sorted(paths):
         try:
@@ -415,30 +707,40 @@ class GradeRun:
         return not any(r.grader_failure for r in self.rows)
 
 
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can be made here (the message says what to install); grading needs --no-sandbox to go on."""
+
+
 def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, solutions_dir: Path = SOLUTIONS,
-                progress=None) -> GradeRun:
+                progress=None, sandboxed: bool = True) -> GradeRun:
+    """Grade ``tasks``; ``progress(task, outcome)`` is called as each finishes (in a worker thread, one at a time)."""
     import course_lib.checks  # noqa: F401 - load every check (and torch) before any learner code runs
 
+    if sandboxed and (why := sandbox.unavailable()):
+        raise SandboxUnavailable(why)
     sources = _SourceCache(solutions_dir)
     graded_assignments = {t.assignment for t in tasks}
     fingerprint = _grader_fingerprint(graded_assignments, solutions_dir)
     work_root = Path(tempfile.mkdtemp(prefix="course-grading-"))
-    os.chmod(work_root, 0o711)  # sibling job folders cannot be listed from a kernel (same user: not a wall)
+    os.chmod(work_root, 0o711)
+    files = _RunFiles(work_root, solutions_dir)
+    report = threading.Lock()
 
     def one(task: Task) -> Outcome:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         try:
-            outcome = grade_task(task, limits, sources, work_root)
+            outcome = grade_task(task, limits, sources, files, sandboxed)
         except Exception as err:  # noqa: BLE001 - one submission never stops the run
             outcome = Outcome([Row(task.student, task.assignment, task.notebook, "", "error", 0, 0,
                                    f"grader failure: {type(err).__name__}: {err}", now, True)])
         if _grader_fingerprint(graded_assignments, solutions_dir) != fingerprint:
             for row in outcome.rows:
                 row.status, row.points, row.grader_failure = "error", 0.0, True
-                row.message = ("grader failure: the grader's files (course_lib/grading, the checks or solutions/) "
+                row.message = ("grader failure: the grader's files (course_lib or solutions/) "
                                "changed while this notebook ran; regrade it: " + row.message)
         if progress:
-            progress(task, outcome)
+            with report:
+                progress(task, outcome)
         return outcome
 
     try:
@@ -452,17 +754,28 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
 
 
 def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int = 1, assignments: list[str] | None = None,
-          solutions_dir: Path = SOLUTIONS, progress=None) -> GradeRun:
-    """Grade every submission under ``submissions``; merge into ``out_dir``'s gradebook; write feedback."""
+          solutions_dir: Path = SOLUTIONS, progress=None, sandboxed: bool = True) -> GradeRun:
+    """Grade every submission under ``submissions``; merge into ``out_dir``'s gradebook; write feedback.
+
+    The gradebook is rewritten (atomically) after every notebook: a run killed midway keeps
+    every row already graded, and a re-run replaces them.
+    """
     from course_lib.grading.feedback import write_feedback_html
 
+    if sandboxed and (why := sandbox.unavailable()):
+        raise SandboxUnavailable(why)
     tasks, problems = discover(submissions, assignments, solutions_dir)
-    run = grade_tasks(tasks, limits, jobs, solutions_dir, progress)
+    write_gradebook(out_dir, problems, {(r.student, r.assignment, r.notebook) for r in problems})
+
+    def done(task: Task, outcome: Outcome) -> None:
+        write_gradebook(out_dir, outcome.rows, {(task.student, task.assignment, task.notebook)})
+        if outcome.feedback is not None:
+            write_feedback_html(outcome.feedback, out_dir / "feedback" / task.student / task.assignment / f"{task.notebook}.html")
+        if progress:
+            progress(task, outcome)
+
+    run = grade_tasks(tasks, limits, jobs, solutions_dir, done, sandboxed)
     run.rows = problems + run.rows
-    regraded = {(r.student, r.assignment) for r in run.rows}
-    write_gradebook(out_dir, run.rows, regraded)
-    for (student, assignment, name), nb in run.feedback.items():
-        write_feedback_html(nb, out_dir / "feedback" / student / assignment / f"{name}.html")
     return run
 
 

@@ -142,10 +142,22 @@ def source_names(assignment: str, solutions_dir: Path = SOLUTIONS) -> list[str]:
 
 def read_submission(path: Path, source: SourceNotebook) -> NotebookNode:
     """Parse a submitted notebook; raise Unreadable with a clear reason if it cannot be graded."""
-    try:
-        raw = path.read_bytes()
+    import os
+    import stat
+
+    limit = 32 * 2**20
+    try:  # never through a symlink, never a FIFO or device (O_NONBLOCK: opening a FIFO cannot hang)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
-        raise Unreadable(f"cannot read the file: {err.strerror}") from err
+        why = "it is a symbolic link (not followed)" if path.is_symlink() else err.strerror
+        raise Unreadable(f"cannot read the file: {why}") from err
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise Unreadable("not a regular file (a FIFO, socket or device): it was not read")
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise Unreadable(f"the file is larger than {limit // 2**20} MiB: not a notebook this assignment produces")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -233,6 +245,7 @@ def prepare(source: SourceNotebook, submission: NotebookNode) -> Prepared:
         gid = grade_id(src)
         if gid is None:  # an unmarked cell in the source: part of the notebook as given
             cells.append(copy.deepcopy(src))
+            cells[-1].metadata["course_source"] = True  # not the learner's (course_lib.grading.ownwork)
             continue
         released = source.released[gid]
         mine = matched.get(gid)

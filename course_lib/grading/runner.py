@@ -1,20 +1,30 @@
 """Execute one prepared notebook in a fresh, limited kernel (the grader's worker process).
 
-    python -m course_lib.grading.runner JOB_DIR        (started by the grader, one per submission)
+    python -m course_lib.grading.runner INPUT_DIR SCRATCH_DIR      (started by the grader, one per submission)
 
-``JOB_DIR/job.json`` says what to run (written by ``course_lib.grading.grader``):
-the notebook, the kernel's working directory, the recordings folder
-(``COURSE_GRADING_DIR`` in the kernel) and the limits. The runner writes
+Normally both this runner and its kernel run inside the submission's sandbox
+(``course_lib.grading.sandbox``): ``INPUT_DIR`` is the read-only job folder
+(``job.json``, ``run.ipynb``, the check inputs ``inputs.pt`` and the
+assignment's data files in ``work/``), ``SCRATCH_DIR`` a folder on the
+sandbox's size-limited tmpfs. ``job.json`` is written by
+``course_lib.grading.grader``. In SCRATCH_DIR the runner makes the kernel's
+working folder (a copy of ``work/``) and its recordings folder
+(``COURSE_GRADING_DIR`` in the kernel), and writes
 
-- ``JOB_DIR/executed.ipynb``: the notebook with its outputs (for the feedback),
-- ``JOB_DIR/result.json``: per code cell, how execution ended: ``ok``, ``error``
+- ``out/executed.ipynb``: the notebook with its outputs (for the feedback),
+- ``out/result.json``: per code cell, how execution ended: ``ok``, ``error``
   (with the exception's name and message), ``timeout`` or ``not_run`` (with why),
-- ``JOB_DIR/kernel.pid``: the kernel's pid, which is also its process group, so
-  that the grader can kill it even if this runner is killed first.
+- ``kernel.pid``: the kernel's pid, which is also its process group.
 
-The runner never judges answers: verdicts are computed by the grader from the
-recordings, in a process that never ran learner code. It only reports what
-happened to each cell, and keeps going after errors, timeouts and dead kernels.
+At the end it writes ``out/``, ``recordings/`` and ``runner.log`` as a tar
+stream to its original stdout, the only channel back to the grader (its own
+fds 1 and 2, which the kernel inherits, go to ``runner.log``). Nothing in that
+stream is trusted: the kernel runs as the same user, in the same sandbox. The
+grader bounds it, opens it after the sandbox has gone, and computes every
+verdict itself from the recordings, on inputs it chose.
+
+The runner never judges answers. It only reports what happened to each cell,
+and keeps going after errors, timeouts and dead kernels.
 
 Limits: each cell gets ``cell_timeout`` seconds (and no more than what is left
 of ``total_timeout``). On a timeout the kernel is interrupted (SIGINT); if it
@@ -30,8 +40,10 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -41,7 +53,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from course_lib.grading.kernel import MEMORY_ENV
+from course_lib.grading.kernel import INPUTS_ENV, MEMORY_ENV
 
 RECORDINGS_ENV = "COURSE_GRADING_DIR"  # = course_lib.grading.recorder.ENV_VAR (not imported: it pulls in torch)
 
@@ -106,12 +118,17 @@ class _CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-async def _execute(job: dict, job_dir: Path) -> dict:
-    nb = nbformat.read(job_dir / job["notebook"], as_version=4)
+async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
+    nb = nbformat.read(input_dir / job["notebook"], as_version=4)
     memory = int(job["memory_bytes"])
+    cwd = job_dir / "work"
     env = {
-        RECORDINGS_ENV: job["recordings"],
+        RECORDINGS_ENV: str(job_dir / "recordings"),
+        INPUTS_ENV: str(input_dir / "inputs.pt"),
         MEMORY_ENV: str(memory),
+        "JUPYTER_RUNTIME_DIR": str(job_dir / "runtime"),
+        "IPYTHONDIR": str(job_dir / "ipython"),
+        "MPLCONFIGDIR": str(job_dir / "matplotlib"),
         # one thread per kernel: submissions run side by side on few cores
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
@@ -133,7 +150,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
         iopub_timeout=4,
         record_timing=False,
         shutdown_kernel="immediate",  # nothing to save: the kernel is killed, not asked to stop
-        resources={"metadata": {"path": job["cwd"]}},
+        resources={"metadata": {"path": str(cwd)}},
     )
     client._output_chars = {}
     cells: dict[str, dict] = {}
@@ -157,7 +174,7 @@ async def _execute(job: dict, job_dir: Path) -> dict:
 
     started = time.monotonic()
     try:
-        await km.start_kernel(cwd=job["cwd"])
+        await km.start_kernel(cwd=str(cwd))
     except Exception as err:  # noqa: BLE001
         return {"started": False, "error": f"the kernel did not start: {type(err).__name__}: {err}", "cells": {}}
     pgid = km.provisioner.process.pid if km.provisioner else None  # start_new_session: pid == pgid
@@ -238,20 +255,52 @@ async def _execute(job: dict, job_dir: Path) -> dict:
         except Exception:  # noqa: BLE001
             pass
         kill_group(pgid)  # children the learner forked
-    nbformat.write(nb, job_dir / "executed.ipynb")
+    nbformat.write(nb, job_dir / "out" / "executed.ipynb")
     return {"started": True, "cells": cells}
 
 
+def _send(job_dir: Path, out_fd: int) -> None:
+    """Stream out/, recordings/ and runner.log to the grader as a tar (symlinks stay links: the grader drops them)."""
+    with os.fdopen(out_fd, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
+        for name in ("out", "recordings", "runner.log"):
+            if os.path.lexists(job_dir / name):
+                try:
+                    tar.add(job_dir / name, arcname=name)
+                except OSError as err:  # e.g. an unreadable file the kernel left: the rest still goes
+                    print(f"[runner] could not send {name}: {err}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    job_dir = Path((argv or sys.argv[1:])[0])
-    job = json.loads((job_dir / "job.json").read_text())
+    args = argv or sys.argv[1:]
+    input_dir, job_dir = Path(args[0]), Path(args[1])
+    job = json.loads((input_dir / "job.json").read_text())
+    import resource
+
+    for name, value in job.get("rlimits", {}).items():  # before any learner code: inherited by the kernel
+        resource.setrlimit(getattr(resource, name), (value, value))
+    if os.environ.get("HOME", "").startswith(str(job_dir.parent)):
+        os.makedirs(os.environ["HOME"], exist_ok=True)
+    for sub in ("out", "recordings", "runtime", "ipython", "matplotlib"):
+        (job_dir / sub).mkdir(parents=True, exist_ok=True)
+    if (input_dir / "work").is_dir():
+        shutil.copytree(input_dir / "work", job_dir / "work", dirs_exist_ok=True)
+    (job_dir / "work").mkdir(exist_ok=True)
+    # the tar goes to the original stdout; everything else this process and its kernel print goes to runner.log
+    out_fd = os.dup(sys.stdout.fileno())
+    log_fd = os.open(job_dir / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
     try:
-        result = asyncio.run(_execute(job, job_dir))
+        result = asyncio.run(_execute(job, input_dir, job_dir))
     except Exception as err:  # noqa: BLE001 - reported to the grader, which decides
         import traceback
 
         result = {"started": False, "error": f"runner failure: {type(err).__name__}: {err}", "traceback": traceback.format_exc(), "cells": {}}
-    (job_dir / "result.json").write_text(json.dumps(result, indent=1))
+    (job_dir / "out" / "result.json").write_text(json.dumps(result, indent=1))
+    _send(job_dir, out_fd)
     return 0
 
 

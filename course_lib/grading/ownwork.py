@@ -1,0 +1,156 @@
+"""Is each answer the learner's own? A static look at the cells the learner wrote.
+
+The sandbox already withholds the assignment's references and every check's
+``verify`` (``course_lib.grading.libview``), so a copied answer fails there with
+an error naming the withheld reference. This check reads the learner's cells
+(answer cells and cells they added) before anything runs and names, for the
+instructor to review, what is plainly not the learner's work:
+
+- importing or calling course_lib's reference for a part of this assignment
+  (``from course_lib.attention import scaled_dot_product_attention``);
+- reaching into the check machinery: anything from ``course_lib.checks`` but its
+  ``check_*`` functions (answer keys, reference helpers, ``Check``, ``REGISTRY``),
+  or the grader's recorder (``course_lib.grading``).
+
+A finding in a cell applies to the graded parts that cell answers (those after it,
+up to the next answer cell); a finding about the check machinery applies to every
+part of the notebook. The parts get status ``not_own_work`` and 0 points.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from nbgrader.utils import is_grade, is_solution
+
+_MACHINERY = {"Check", "REGISTRY", "get_check", "recorder", "CheckFailed"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    cell: str  # how the cell is named in messages
+    line: int
+    text: str
+    why: str
+    everywhere: bool  # applies to every part, not only the cell's own
+
+
+def _line(source: str, lineno: int) -> str:
+    lines = source.split("\n")
+    return lines[lineno - 1].strip()[:120] if 0 < lineno <= len(lines) else ""
+
+
+def findings_in(source: str, cell_name: str, refs: list[tuple[str, str]]) -> list[Finding]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []  # the kernel reports it
+    ref_modules = {m for m, _ in refs}
+    ref_names = {n for _, n in refs}
+    aliases: dict[str, str] = {}  # local name -> the course_lib module it stands for
+    out: list[Finding] = []
+
+    def add(node, why, everywhere=False):
+        out.append(Finding(cell_name, node.lineno, _line(source, node.lineno), why, everywhere))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mod = node.module
+            if mod.startswith("course_lib.grading") or (mod == "course_lib" and any(a.name == "grading" for a in node.names)):
+                add(node, "imports the grader (course_lib.grading)", True)
+            elif mod.startswith("course_lib.checks"):
+                bad = [a.name for a in node.names if not a.name.startswith("check_")]
+                if bad:
+                    add(node, f"imports {', '.join(bad)} from the checks: only check_* functions are for learners", True)
+            elif mod in ref_modules:
+                for a in node.names:
+                    if a.name in ref_names and (mod, a.name) in refs:
+                        add(node, f"uses {mod}.{a.name}, course_lib's reference for this part")
+                    elif a.name == "*":
+                        add(node, f"imports * from {mod}, which holds a reference for this part")
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("course_lib.grading"):
+                    add(node, "imports the grader (course_lib.grading)", True)
+                elif a.name.startswith("course_lib.checks.") and a.name.split(".")[2].startswith("_"):
+                    add(node, "imports the check machinery (course_lib.checks._core)", True)
+                elif a.name in ref_modules:
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.Attribute):
+            chain, base = [node.attr], node.value
+            while isinstance(base, ast.Attribute):
+                chain.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name):
+                dotted = ".".join([base.id, *reversed(chain)])
+                head = aliases.get(base.id, base.id)
+                full = ".".join([head, *reversed(chain)])
+                if any(full == f"{m}.{n}" or full.startswith(f"{m}.{n}.") for m, n in refs):
+                    add(node, f"uses {full.split('.')[0]}...{node.attr}: course_lib's reference for this part")
+                elif ("checks" in chain or base.id == "checks") and (node.attr in _MACHINERY or node.attr.startswith("_")
+                                                                    or node.attr == "__call__"):
+                    add(node, f"reaches into the check machinery ({dotted})", True)
+                elif node.attr == "__call__" and "Check" in dotted:
+                    add(node, f"patches the checks ({dotted})", True)
+        elif isinstance(node, ast.Name) and node.id in ("__r",):
+            add(node, "uses the grader's recorder (__r)", True)
+    # one finding per (line, why)
+    seen, unique = set(), []
+    for f in out:
+        if (f.line, f.why) not in seen:
+            seen.add((f.line, f.why))
+            unique.append(f)
+    return unique
+
+
+def check_notebook(run_cells: list, graded_ids: list[str], refs: list[tuple[str, str]]) -> dict[str, list[Finding]]:
+    """grade_id -> findings, from the cells the learner wrote in the notebook that runs.
+
+    ``run_cells``: the prepared notebook's cells; learner cells are the answer cells
+    (nbgrader ``solution``) and cells without nbgrader metadata that the grader did
+    not add (the learner's extra cells).
+    """
+    from course_lib.grading.notebooks import GRADER_TAG, grade_id
+
+    per_part: dict[str, list[Finding]] = {g: [] for g in graded_ids}
+    pending: list[Finding] = []  # findings of cells whose parts come later
+    consumed = 0  # pending[:consumed] already went to a graded part
+    for cell in run_cells:
+        if cell.cell_type != "code":
+            continue
+        gid = grade_id(cell)
+        meta = cell.get("metadata", {})
+        if gid in per_part and is_grade(cell):
+            per_part[gid] += pending
+            consumed = len(pending)
+            continue
+        learner = is_solution(cell) if gid else not (meta.get(GRADER_TAG) or meta.get("course_source"))
+        if not learner:
+            continue
+        if gid and is_solution(cell):
+            pending, consumed = pending[consumed:], 0  # a new answer cell starts a new part
+        found = findings_in(cell.source, gid or "a cell you added", refs)
+        for f in found:
+            if f.everywhere:
+                for g in per_part:
+                    per_part[g].append(f)
+        pending += [f for f in found if not f.everywhere]
+    return {g: _dedupe(fs) for g, fs in per_part.items() if fs}
+
+
+def _dedupe(fs: list[Finding]) -> list[Finding]:
+    seen, out = set(), []
+    for f in fs:
+        key = (f.cell, f.line, f.why)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def message(findings: list[Finding]) -> str:
+    parts = [f"{f.cell!r} line {f.line} `{f.text}` {f.why}" for f in findings[:4]]
+    more = f" (and {len(findings) - 4} more)" if len(findings) > 4 else ""
+    return ("not graded as the learner's own work (0 points; for the instructor to review): "
+            + "; ".join(parts) + more)
