@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from course_lib.checks.ch05_positional_encoding import (
-    PLANTED_MISTAKE,
     check_bug_diagnosis,
     check_fixed_encoding,
     check_rotation_matrix,
@@ -17,7 +16,11 @@ from course_lib.checks.ch05_positional_encoding import (
 )
 from course_lib.positional import MISTAKES, faulty_sinusoidal_encoding, relative_rotation, sinusoidal_encoding
 
-from check_cases import fails_with
+from check_cases import fails_with, planted_mistake_tests
+
+# The answer of the bug-diagnosis exercise lives here, in the tests (not shipped to learners), never
+# in course_lib.checks, which learners import (issue 13).
+PLANTED_MISTAKE = "column_as_2i"
 
 
 def numpy_table(n, d):
@@ -32,34 +35,85 @@ def numpy_table(n, d):
 
 def test_table_passes():
     for check in (check_sinusoidal_table, check_sinusoidal_table_other_sizes, check_fixed_encoding):
-        check(lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64))
         check(numpy_table)
 
 
-@pytest.mark.parametrize(
-    "mistake, words",
-    [
-        ("i_instead_of_2i", ["2i / d_model with i the pair index"]),
-        ("column_as_2i", ["every cosine column is off"]),
-        ("column_as_i", ["*pair* index"]),
-        ("sin_cos_swapped", ["row 0 (position 0)", "swapped"]),
-        ("degrees", ["radians"]),
-        ("concatenated", ["interleaved"]),
-        ("positions_from_1", ["positions start at 0"]),
-    ],
-)
-def test_table_fails_with_mistake_hint(mistake, words):
-    fails_with(check_sinusoidal_table, lambda n, d: faulty_sinusoidal_encoding(n, d, mistake), *words)
+def table_ok(n, d):
+    return sinusoidal_encoding(n, d, dtype=torch.float64)
 
 
-def test_table_fails_on_float32_and_transpose():
-    fails_with(check_sinusoidal_table, lambda n, d: sinusoidal_encoding(n, d), "float64")
-    fails_with(check_sinusoidal_table, lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64).T, "another order")
+def faulty(mistake):
+    return lambda n, d: faulty_sinusoidal_encoding(n, d, mistake)
 
 
-def test_fixed_encoding_fails_when_still_faulty():
-    fails_with(check_fixed_encoding, lambda n, d: faulty_sinusoidal_encoding(n, d, PLANTED_MISTAKE), "still returns the faulty table")
-    fails_with(check_fixed_encoding, lambda n, d: faulty_sinusoidal_encoding(n, d, "sin_cos_swapped"), "swapped")
+def table_float32(n, d):
+    return sinusoidal_encoding(n, d)
+
+
+def table_transposed(n, d):
+    return sinusoidal_encoding(n, d, dtype=torch.float64).T
+
+
+def table_loop_column_index(n, d):  # a learner's loop that uses the column j where the formula has 2i
+    pe = torch.zeros(n, d, dtype=torch.float64)
+    for pos in range(n):
+        for j in range(d):
+            angle = pos / 10000 ** (j / d)
+            pe[pos, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)
+    return pe
+
+
+def table_loop_double_2i(n, d):  # for i in range(0, d, 2): i is already 2i, and 2 * i doubles it
+    pe = torch.zeros(n, d, dtype=torch.float64)
+    for pos in range(n):
+        for i in range(0, d, 2):
+            angle = pos / 10000 ** (2 * i / d)
+            pe[pos, i] = math.sin(angle)
+            if i + 1 < d:
+                pe[pos, i + 1] = math.cos(angle)
+    return pe
+
+
+def table_even_d_only(n, d):  # the vectorised version that breaks on an odd d_model
+    pe = torch.zeros(n, d, dtype=torch.float64)
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    div = 10000 ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    pe[:, 0::2] = torch.sin(pos / div)
+    pe[:, 1::2] = torch.cos(pos / div)
+    return pe
+
+
+TABLE_MISTAKES = [
+    (faulty("i_instead_of_2i"), "2i / d_model with i the pair index"),
+    (faulty("column_as_2i"), "every cosine column is off"),
+    (faulty("column_as_i"), "*pair* index"),
+    (faulty("sin_cos_swapped"), "swapped"),
+    (faulty("degrees"), "radians"),
+    (faulty("concatenated"), "interleaved"),
+    (faulty("positions_from_1"), "positions start at 0"),
+    (faulty("base_1000"), "base of the exponent is 10000"),
+    (table_float32, "float64"),
+    (table_transposed, "another order"),
+    (table_loop_column_index, "every cosine column is off"),
+    (table_loop_double_2i, "already 2i"),
+]
+
+CASES = [
+    (check_sinusoidal_table, table_ok, TABLE_MISTAKES),
+    (check_sinusoidal_table_other_sizes, table_ok, TABLE_MISTAKES[:-4] + [
+        (table_float32, "float64"),
+        (table_even_d_only, "raised RuntimeError"),
+    ]),
+    (check_fixed_encoding, table_ok, [
+        (faulty(PLANTED_MISTAKE), "still returns the faulty table"),
+        (table_loop_column_index, "still returns the faulty table"),
+        (faulty("sin_cos_swapped"), "swapped"),
+        (faulty("column_as_i"), "*pair* index"),
+        (faulty("i_instead_of_2i"), "2i / d_model with i the pair index"),
+        (faulty("degrees"), "radians"),
+        (table_float32, "float64"),
+    ]),
+]
 
 
 def test_diagnosis():
@@ -70,6 +124,33 @@ def test_diagnosis():
     fails_with(check_bug_diagnosis, "the exponent", "not one of the choices")
     fails_with(check_bug_diagnosis, 3, "should be a string")
     assert PLANTED_MISTAKE in MISTAKES
+
+
+def test_no_answer_key_in_clear():
+    """The graded answer cannot be imported from course_lib.checks (issue 13): no module-level value equals it."""
+    import course_lib.checks as checks
+
+    for module in [checks, *(getattr(checks, n) for n in dir(checks) if n.startswith("ch0"))]:
+        for name, value in vars(module).items():
+            assert value != PLANTED_MISTAKE, f"{module.__name__}.{name} holds the answer in clear"
+    import course_lib.checks.ch05_positional_encoding as ch05
+
+    for name, value in vars(ch05).items():
+        assert value != PLANTED_MISTAKE, f"ch05.{name} holds the answer in clear"
+
+
+DIAGNOSIS_MISTAKES = [
+    ("i_instead_of_2i", "sine* columns"),
+    ("sin_cos_swapped", "row 0"),
+    ("column_as_i", "sine columns (2, 4, ...) would be wrong too"),
+    ("degrees", "sin(1 radian)"),
+    ("base_1000", "the code uses 10000"),
+    ("positions_from_1", "row 0 of the faulty table is position 0"),
+    ("concatenated", "alternates sin and cos columns"),
+    ("the exponent", "not one of the choices"),
+    (3, "should be a string"),
+]
+CASES.append((check_bug_diagnosis, PLANTED_MISTAKE, DIAGNOSIS_MISTAKES))
 
 
 def rotation(k, d):
@@ -84,6 +165,53 @@ def test_rotation_passes():
     for check in (check_rotation_matrix, check_rotation_matrix_other_cases):
         check(rotation)
         check(relative_rotation)
+
+
+def rotation_float32(k, d):
+    return rotation(k, d).float()
+
+
+def rotation_loop_double_2i(k, d):
+    M = torch.zeros(d, d, dtype=torch.float64)
+    for i in range(0, d, 2):  # i is already 2i here
+        w = k / 10000 ** (2 * i / d)
+        M[i : i + 2, i : i + 2] = torch.tensor([[math.cos(w), math.sin(w)], [-math.sin(w), math.cos(w)]])
+    return M
+
+
+def rotation_degrees(k, d):
+    M = torch.zeros(d, d, dtype=torch.float64)
+    for i in range(d // 2):
+        w = math.radians(k / 10000 ** (2 * i / d))
+        M[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = torch.tensor([[math.cos(w), math.sin(w)], [-math.sin(w), math.cos(w)]])
+    return M
+
+
+def rotation_sin_sign(k, d):  # [[cos, sin], [sin, cos]]: not a rotation
+    return rotation(k, d).abs() * torch.sign(rotation(k, d) + 1e-30).abs()
+
+
+ROTATION_MISTAKES = [
+    (lambda k, d: rotation(k, d).T, "PE(pos - k)"),
+    (lambda k, d: rotation(k, d) + 0.1, "outside the 2x2 diagonal blocks"),
+    (lambda k, d: rotation(2 * k, d), "k * omega_i"),
+    (lambda k, d: rotation(k, d).abs(), "orthogonal"),
+    (lambda k, d: torch.eye(d + 1, dtype=torch.float64), "expected shape"),
+    (rotation_float32, "expected dtype torch.float64"),
+    (rotation_loop_double_2i, "the column index"),
+    (rotation_degrees, "radians"),
+]
+
+CASES += [
+    (check_rotation_matrix, rotation, ROTATION_MISTAKES),
+    (check_rotation_matrix_other_cases, rotation, ROTATION_MISTAKES),
+]
+
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_enough_planted_mistakes,
+) = planted_mistake_tests(CASES)
 
 
 def test_rotation_fails():

@@ -5,14 +5,27 @@ Dimension legend: P number of positions, C d_model.
 
 from __future__ import annotations
 
+import hashlib
+import math
+
 import numpy as np
 import torch
 
 from course_lib.checks._core import Check, CheckFailed, expect_close, expect_shape, expect_tensor, is_close, student_call
 from course_lib.positional import MISTAKES, faulty_sinusoidal_encoding, relative_rotation, sinusoidal_encoding
 
-#: the mistake planted in the exercise's ``faulty_encoding`` (its diagnosis is graded)
-PLANTED_MISTAKE = "column_as_2i"
+# The mistake planted in the exercise's ``faulty_encoding`` is graded, so it is not stored here in
+# clear (learners import this package): only a salted SHA-256 of its normalised key.
+_DIAGNOSIS_SALT = "course-ch5-diagnosis-v1:"
+_DIAGNOSIS_SHA256 = "e0b938bdbca8b1018b0a0bdefb3aa279c155d87a7e39184d482542e8033ee081"
+
+
+def _normalise_answer(answer: str) -> str:
+    return answer.strip().strip("'\"").strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def _is_planted(key: str) -> bool:
+    return hashlib.sha256((_DIAGNOSIS_SALT + key).encode()).hexdigest() == _DIAGNOSIS_SHA256
 
 _MISTAKE_HINTS = {
     "i_instead_of_2i": "the exponent must be 2i / d_model with i the pair index (i = column // 2): you seem to use i / d_model",
@@ -40,7 +53,13 @@ def _diagnose_table(got: torch.Tensor, n: int, d: int) -> str:
     for mistake in MISTAKES:
         if is_close(got, faulty_sinusoidal_encoding(n, d, mistake), atol=1e-6):
             return _MISTAKE_HINTS[mistake]
-    return "compare one row with PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))"
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    j = torch.arange(d)[None, :]
+    angles = pos / 10000 ** (2 * (2 * torch.div(j, 2, rounding_mode="floor")).double() / d)
+    if is_close(got, torch.where(j % 2 == 0, angles.sin(), angles.cos()), atol=1e-6):
+        return ("the exponent is 2i / d_model with i the pair index; you used 2 * (2i) (in a loop over range(0, d_model, 2) "
+                "the loop variable is already 2i)")
+    return ""
 
 
 class EncodingTableCheck(Check):
@@ -74,7 +93,7 @@ class EncodingTableCheck(Check):
             row0 = ref[0]
             if not is_close(got[0], row0, atol=1e-9):
                 raise CheckFailed(f"{what}: row 0 (position 0) should read {row0.tolist()}, got {[round(float(v), 4) for v in got[0]]}\nHint: {_diagnose_table(got, n, d)}")
-            expect_close(got.double(), ref, what, hint=_diagnose_table(got, n, d), atol=1e-9, rtol=0.0)
+            expect_close(got.double(), ref, what, hint=_diagnose_table(got, n, d), atol=1e-9, rtol=0.0, axes="position column")
 
 
 class EncodingTableOtherSizesCheck(EncodingTableCheck):
@@ -93,8 +112,9 @@ class FixedEncodingCheck(EncodingTableCheck):
     what = "fixed_encoding"
 
     def verify(self, inputs, outputs):
+        planted = next(m for m in MISTAKES if _is_planted(m))
         for (n, d), got in zip(inputs["sizes"], outputs["tables"]):
-            if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, d) and is_close(got.double(), faulty_sinusoidal_encoding(n, d, PLANTED_MISTAKE), atol=1e-9):
+            if isinstance(got, torch.Tensor) and tuple(got.shape) == (n, d) and is_close(got.double(), faulty_sinusoidal_encoding(n, d, planted), atol=1e-9):
                 raise CheckFailed(f"fixed_encoding({n}, {d}) still returns the faulty table.\nHint: change the line that computes the exponent")
         super().verify(inputs, outputs)
 
@@ -115,10 +135,10 @@ class BugDiagnosisCheck(Check):
 
     def verify(self, inputs, outputs):
         answer = outputs["answer"]
-        key = answer.strip().strip("'\"").strip().lower().replace(" ", "_").replace("-", "_")
+        key = _normalise_answer(answer)
         if key not in inputs["choices"]:
             raise CheckFailed(f"{answer!r} is not one of the choices: {inputs['choices']}")
-        if key == PLANTED_MISTAKE:
+        if _is_planted(key):
             return
         hints = {
             "i_instead_of_2i": "with i / d_model the *sine* columns would be wrong too; compare column 2 of the faulty table with the formula",
@@ -130,6 +150,30 @@ class BugDiagnosisCheck(Check):
             "concatenated": "the faulty table alternates sin and cos columns; which of them differ from the formula?",
         }
         raise CheckFailed(f"not this one: {MISTAKES[key]}.\nHint: {hints.get(key, 'compare the faulty table with the formula column by column')}")
+
+
+def _angle_hint(M: torch.Tensor, k: int, d: int) -> str:
+    """Read the angle of each 2x2 block and name the frequency it was built with."""
+    i = torch.arange(d // 2, dtype=torch.float64)
+    theta = torch.atan2(M[2 * i.long(), 2 * i.long() + 1], M[2 * i.long(), 2 * i.long()])  # sin / cos of each block
+    wrap = lambda a: torch.atan2(torch.sin(a), torch.cos(a))  # noqa: E731 - angles modulo 2 pi
+    candidates = {
+        "the frequency of pair i is omega_i = 1 / 10000^(2i / d_model) with i the pair index; you used 2 * (2i), i.e. the column index": k / 10000 ** (4 * i / d),
+        "the frequency of pair i is omega_i = 1 / 10000^(2i / d_model); you used i / d_model in the exponent": k / 10000 ** (i / d),
+        "the angles must be in radians (torch.sin, math.cos take radians); you converted them to degrees": torch.deg2rad(k / 10000 ** (2 * i / d)),
+        "you multiplied by 10000^(2i / d_model): omega_i = 1 / 10000^(2i / d_model) divides": k * 10000 ** (2 * i / d),
+        "the base of the exponent is 10000": k / 1000 ** (2 * i / d),
+    }
+    for hint, angle in candidates.items():
+        if bool((wrap(theta - angle).abs() < 1e-6).all()):
+            return hint
+    right = k / 10000 ** (2 * i / d)
+    wrong = (wrap(theta - right).abs() > 1e-6).nonzero().flatten().tolist()
+    if wrong and bool((right[wrong].abs() > 1e-12).all()):
+        ratios = ", ".join(f"{float(theta[j] / right[j]):.3g}" for j in wrong[:4])
+        return (f"the angle of pair i is k * omega_i with omega_i = 1 / 10000^(2i / d_model); yours differs at pairs {wrong[:6]} "
+                f"(your angle / the right one: {ratios})")
+    return "the angle of pair i is k * omega_i with omega_i = 1 / 10000^(2i / d_model)"
 
 
 class RotationMatrixCheck(Check):
@@ -152,6 +196,9 @@ class RotationMatrixCheck(Check):
         for (k, d), M in zip(inputs["cases"], outputs["matrices"]):
             what = f"rotation_matrix({k}, {d})"
             expect_shape(M, (d, d), what, hint="one (d_model x d_model) matrix acting on a whole encoding vector")
+            if M.dtype != torch.float64:
+                raise CheckFailed(f"{what}: expected dtype torch.float64 (as the docstring promises), got {M.dtype}\n"
+                                  "Hint: create M with dtype=torch.float64; float32 keeps only about 7 decimals")
             M = M.double()
             if not torch.isfinite(M).all():
                 raise CheckFailed(f"{what}: contains NaN or inf")
@@ -174,7 +221,7 @@ class RotationMatrixCheck(Check):
                 elif not is_close(M @ M.T, torch.eye(d, dtype=torch.float64), atol=1e-6):
                     hint = "a rotation block [[cos, sin], [-sin, cos]] is orthogonal (M @ M.T = I): check which entries get cos and which sin"
                 else:
-                    hint = "the angle of pair i is k * omega_i with omega_i = 1 / 10000^(2i / d_model)"
+                    hint = _angle_hint(M, k, d)
                 expect_close(mapped, target_rows, f"{what} applied to PE(pos), compared with PE(pos + {k})", hint=hint, atol=1e-6)
             expect_close(M, relative_rotation(k, d), what, atol=1e-6)
 
