@@ -16,7 +16,7 @@ from course_lib.checks.ch06_masking import (
 )
 from course_lib.masks import causal_mask, combine_masks, padding_mask
 
-from check_cases import fails_with
+from check_cases import fails_with, planted_mistake_tests
 
 
 def test_masks_pass():
@@ -27,49 +27,46 @@ def test_masks_pass():
     check_combined_mask(lambda tokens, pad_id: combine_masks(padding_mask(tokens, pad_id), causal_mask(tokens.shape[1])))
 
 
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda tokens, pad_id: (tokens == pad_id)[:, None, None, :], ["polarity is inverted"]),
-        (lambda tokens, pad_id: tokens != pad_id, ["(B, 1, 1, S)", "broadcasts"]),
-        (lambda tokens, pad_id: (tokens != pad_id)[:, None, :, None], ["hides *keys*"]),
-        (lambda tokens, pad_id: (tokens != pad_id).float()[:, None, None, :], ["torch.bool"]),
-    ],
-)
-def test_padding_mask_fails(wrong, words):
-    fails_with(check_padding_mask, wrong, *words)
+def padding_ok(tokens, pad_id):
+    return (tokens != pad_id)[:, None, None, :]
 
 
-def test_padding_mask_other_id_fails_on_hard_coded_zero():
-    fails_with(check_padding_mask_other_pad_id, lambda tokens, pad_id: (tokens != 0)[:, None, None, :], "not with 0")
+PADDING_MISTAKES = [
+    (lambda tokens, pad_id: (tokens == pad_id)[:, None, None, :], "polarity is inverted"),
+    (lambda tokens, pad_id: tokens != pad_id, "broadcasts"),
+    (lambda tokens, pad_id: (tokens != pad_id)[:, None, :, None], "hides *keys*"),
+    (lambda tokens, pad_id: (tokens != pad_id).unsqueeze(1).unsqueeze(-1), "hides *keys*"),
+    (lambda tokens, pad_id: (tokens != pad_id).float()[:, None, None, :], "torch.bool"),
+    (lambda tokens, pad_id: (tokens != pad_id).long()[:, None, None, :], "torch.bool"),
+    (lambda tokens, pad_id: (tokens != pad_id).unsqueeze(1), "puts B on the head axis"),
+]
 
-
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(), ["upper triangle"]),
-        (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), ["diagonal must be True"]),
-        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(1), ["polarity is inverted", "attn_mask convention"]),
-        (lambda T: torch.ones(T, T).tril(), ["torch.bool"]),
-        (lambda T: torch.ones(1, T, T, dtype=torch.bool).tril(), ["expected shape (5, 5)"]),
-    ],
-)
-def test_causal_mask_fails(wrong, words):
-    fails_with(check_causal_mask, wrong, *words)
-
-
-@pytest.mark.parametrize(
-    "wrong, words",
-    [
-        (lambda tokens, pad_id: padding_mask(tokens, pad_id) | causal_mask(tokens.shape[1]), ["AND"]),
-        (lambda tokens, pad_id: padding_mask(tokens, pad_id).expand(-1, 1, tokens.shape[1], -1), ["causal part is missing"]),
-        (lambda tokens, pad_id: causal_mask(tokens.shape[1]).expand(tokens.shape[0], 1, -1, -1), ["padding part is missing"]),
-        (lambda tokens, pad_id: (tokens != pad_id)[:, None, :, None] & causal_mask(tokens.shape[1]), ["hides queries"]),
-        (lambda tokens, pad_id: causal_mask(tokens.shape[1]), ["(B, 1, T, T)"]),
-    ],
-)
-def test_combined_mask_fails(wrong, words):
-    fails_with(check_combined_mask, wrong, *words)
+MASK_CASES = [
+    (check_padding_mask, padding_ok, PADDING_MISTAKES),
+    (check_padding_mask_other_pad_id, padding_ok, PADDING_MISTAKES[:1] + PADDING_MISTAKES[2:4] + PADDING_MISTAKES[-1:] + [
+        (lambda tokens, pad_id: (tokens != 0)[:, None, None, :], "not with 0"),
+        (lambda tokens, pad_id: (tokens > 0)[:, None, None, :], "not with 0"),
+    ]),
+    (check_causal_mask, causal_mask, [
+        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(), "upper triangle"),
+        (lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1), "diagonal must be True"),
+        (lambda T: torch.ones(T, T, dtype=torch.bool).triu(1), "attn_mask convention"),
+        (lambda T: torch.ones(T, T).tril(), "torch.bool"),
+        (lambda T: torch.ones(1, T, T, dtype=torch.bool).tril(), "expected shape (5, 5)"),
+        (lambda T: torch.tril(torch.ones(T, T, dtype=torch.bool), diagonal=1), "off by one"),
+        (lambda T: torch.ones(T, T, dtype=torch.bool), "nothing is hidden"),
+    ]),
+    (check_combined_mask, lambda tokens, pad_id: combine_masks(padding_mask(tokens, pad_id), causal_mask(tokens.shape[1])), [
+        (lambda tokens, pad_id: padding_mask(tokens, pad_id) | causal_mask(tokens.shape[1]), "AND"),
+        (lambda tokens, pad_id: padding_mask(tokens, pad_id).expand(-1, 1, tokens.shape[1], -1), "causal part is missing"),
+        (lambda tokens, pad_id: causal_mask(tokens.shape[1]).expand(tokens.shape[0], 1, -1, -1), "padding part is missing"),
+        (lambda tokens, pad_id: (tokens != pad_id)[:, None, :, None] & causal_mask(tokens.shape[1]), "hides queries"),
+        (lambda tokens, pad_id: causal_mask(tokens.shape[1]), "the padding part (B, 1, 1, T) is missing"),
+        (lambda tokens, pad_id: (tokens == pad_id)[:, None, None, :] & causal_mask(tokens.shape[1]), "padding part is inverted"),
+        (lambda tokens, pad_id: padding_mask(tokens, pad_id) & torch.ones(tokens.shape[1], tokens.shape[1], dtype=torch.bool).tril(1), "off by one"),
+        (lambda tokens, pad_id: padding_mask(tokens, pad_id) & causal_mask(tokens.shape[1]).T, "upper triangle"),
+    ]),
+]
 
 
 def sdpa_pair(q, k, v, mask):
@@ -104,6 +101,55 @@ def uniform_fully_masked(q, k, v, mask):
     return weights @ v, weights
 
 
+def ignores_mask(q, k, v, mask):
+    return sdpa_pair(q, k, v, None)
+
+
+def fill_zero(q, k, v, mask):
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(mask == 0, 0.0)
+    weights = scores.softmax(-1)
+    return weights @ v, weights
+
+
+def mask_on_queries(q, k, v, mask):
+    return sdpa_pair(q, k, v, mask.transpose(-1, -2))
+
+
+def float64_fill_in_float32(q, k, v, mask):  # finfo of float64 overflows float32 to -inf
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~mask, torch.finfo(torch.float64).min)
+    weights = scores.softmax(-1).masked_fill(~mask, 0.0)
+    return weights @ v, weights
+
+
+def unscaled_masked(q, k, v, mask):
+    scores = (q @ k.transpose(-2, -1)).masked_fill(~mask, torch.finfo(q.dtype).min)
+    weights = scores.softmax(-1).masked_fill(~mask, 0.0)
+    return weights @ v, weights
+
+
+ATTENTION_MISTAKES = [
+    (naive_inf, "fully masked"),
+    (zero_after, "zeroed the masked weights after"),
+    (inverted, "polarity"),
+    (mild_fill, "set to -10"),
+    (uniform_fully_masked, "not a uniform row"),
+    (ignores_mask, "the mask is not applied"),
+    (fill_zero, "masked scores were set to 0"),
+    (mask_on_queries, "applied to the queries"),
+]
+
+ATTENTION_CASES = [
+    (check_masked_attention, sdpa_pair, ATTENTION_MISTAKES),
+    (check_masked_attention_float32, sdpa_pair, ATTENTION_MISTAKES + [(float64_fill_in_float32, "torch.finfo(scores.dtype).min")]),
+]
+
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_enough_planted_mistakes,
+) = planted_mistake_tests(MASK_CASES + ATTENTION_CASES)
+
+
 def test_masked_attention_passes():
     check_masked_attention(sdpa_pair)
     check_masked_attention_float32(sdpa_pair)
@@ -115,7 +161,7 @@ def test_masked_attention_passes():
         (naive_inf, ["NaN", "fully masked"]),
         (zero_after, ["sum to 1", "zeroed the masked weights after"]),
         (inverted, ["polarity"]),
-        (mild_fill, ["tiny but not 0"]),
+        (mild_fill, ["not negative enough"]),
         (uniform_fully_masked, ["fully masked row", "not a uniform row"]),
     ],
 )

@@ -163,6 +163,8 @@ _KNOWN_ERRORS = {
         "after a transpose the tensor is no longer contiguous, so .view() fails: use .reshape(...) or .contiguous().view(...)"),
     "expected scalar type": "a tensor of another dtype is mixed in: create new tensors with dtype=x.dtype (and device=x.device)",
     "found dtype": "a tensor of another dtype is mixed in: create new tensors with dtype=x.dtype (and device=x.device)",
+    "without overflow": "the fill value does not fit the tensor's dtype (e.g. float64's minimum in float32): "
+                        "use torch.finfo(scores.dtype).min, the minimum of the scores' own dtype",
 }
 
 

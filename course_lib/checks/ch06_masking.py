@@ -14,6 +14,7 @@ from course_lib.attention import scaled_dot_product_attention as reference_sdpa
 from course_lib.checks._core import (
     Check,
     CheckFailed,
+    diagnose_mask,
     expect_close,
     expect_shape,
     expect_tensor,
@@ -69,6 +70,10 @@ class PaddingMaskCheck(Check):
         if tuple(mask.shape) == (Bn, Sn):
             raise CheckFailed(f"padding mask: expected shape (B, 1, 1, S) = {(Bn, 1, 1, Sn)}, got {(Bn, Sn)}\n"
                               "Hint: add a head axis and a query axis so that it broadcasts against (B, H, T, S) scores")
+        if tuple(mask.shape) == (Bn, 1, Sn):
+            raise CheckFailed(f"padding mask: expected shape (B, 1, 1, S) = {(Bn, 1, 1, Sn)}, got {(Bn, 1, Sn)}\n"
+                              "Hint: broadcasting lines shapes up from the right, so (B, 1, S) against (B, H, T, S) puts B on the "
+                              "head axis: add both axes, mask[:, None, None, :]")
         if tuple(mask.shape) == (Bn, 1, Sn, 1):
             raise CheckFailed(f"padding mask: expected shape {(Bn, 1, 1, Sn)}, got {(Bn, 1, Sn, 1)}\n"
                               "Hint: padding hides *keys*, the last axis S; you masked queries")
@@ -117,9 +122,52 @@ class CausalMaskCheck(Check):
                         "triangle); the course uses True = may attend")
             elif bool((mask == ref.tril(-1)).all()):
                 hint = "the diagonal must be True: a position may attend to itself"
+            elif n > 1 and bool((mask == torch.ones(n, n, dtype=torch.bool).tril(1)).all()):
+                hint = "off by one: query t also sees key t + 1, one step in the future; keys 0..t only (tril with diagonal=0)"
+            elif bool(mask.all()):
+                hint = "every entry is True, so nothing is hidden: the future keys (s > t) must be False"
             else:
                 hint = "mask[t, s] is True exactly when s <= t"
             raise CheckFailed(f"{what}: wrong values, got\n{mask.int().tolist()}\nHint: {hint}")
+
+
+def _combined_hint(mask, pad, causal, Bn, Tn) -> str:
+    """Read the combined mask as (padding part) op (causal part) and name each wrong part."""
+    full = lambda m: m.expand(Bn, 1, Tn, Tn)  # noqa: E731
+    if bool((mask == (pad | causal)).all()):
+        return "combine with AND (&): a key must pass *both* masks; OR lets padding or the future through"
+    ones = torch.ones(Tn, Tn, dtype=torch.bool)
+    pads = {
+        "right": pad,
+        "inverted": ~pad,
+        "on queries": pad.transpose(-1, -2),
+        "missing": torch.ones_like(pad),
+    }
+    causals = {
+        "right": causal,
+        "upper": causal.T,
+        "inverted": ~causal,
+        "off by one": ones.tril(1),
+        "no diagonal": ones.tril(-1),
+        "missing": ones,
+    }
+    pad_words = {
+        "inverted": "the padding part is inverted: True must mean a real token (tokens != pad_id)",
+        "on queries": "the padding mask hides queries instead of keys: it must be (B, 1, 1, T), the keys on the last axis",
+        "missing": "the padding part is missing",
+    }
+    causal_words = {
+        "upper": "the causal part is the upper triangle: query t may see keys 0..t (on and below the diagonal)",
+        "inverted": "the causal part is inverted (True = may attend, so the past and the diagonal are True)",
+        "off by one": "the causal part is off by one: query t also sees key t + 1; keys 0..t only (tril, diagonal=0)",
+        "no diagonal": "the causal part hides the diagonal: a position may attend to itself",
+        "missing": "the causal part is missing",
+    }
+    for pname, p in pads.items():
+        for cname, c in causals.items():
+            if (pname, cname) != ("right", "right") and bool((mask == full(p & c)).all()):
+                return "; ".join(w for w in (pad_words.get(pname), causal_words.get(cname)) if w)
+    return "mask[b, 0, t, s] = (tokens[b, s] != pad_id) and (s <= t)"
 
 
 class CombinedMaskCheck(Check):
@@ -138,23 +186,16 @@ class CombinedMaskCheck(Check):
         tokens, pad_id = inputs["tokens"], inputs["pad_id"]
         Bn, Tn = tokens.shape
         mask = _expect_bool(outputs["mask"], "combined mask")
+        if tuple(mask.shape) == (Tn, Tn):
+            raise CheckFailed(f"combined mask: expected shape (B, 1, T, T) = {(Bn, 1, Tn, Tn)}, got {(Tn, Tn)}\n"
+                              "Hint: that is the causal mask alone: the padding part (B, 1, 1, T) is missing")
         expect_shape(mask, (Bn, 1, Tn, Tn), "combined mask",
                      hint="(B, 1, 1, T) & (T, T) broadcasts to (B, 1, T, T); make sure both masks have those shapes")
         pad, causal = reference_padding(tokens, pad_id), reference_causal(Tn)
         ref = pad & causal
         if bool((mask == ref).all()):
             return
-        full = lambda m: m.expand(Bn, 1, Tn, Tn)  # noqa: E731
-        if bool((mask == (pad | causal)).all()):
-            hint = "combine with AND (&): a key must pass *both* masks; OR lets padding or the future through"
-        elif bool((mask == full(pad)).all()):
-            hint = "the causal part is missing"
-        elif bool((mask == full(causal)).all()):
-            hint = "the padding part is missing"
-        elif bool((mask == (pad.transpose(-1, -2) & causal)).all()):
-            hint = "the padding mask hides queries instead of keys: it must be (B, 1, 1, T)"
-        else:
-            hint = "mask[b, 0, t, s] = (tokens[b, s] != pad_id) and (s <= t)"
+        hint = _combined_hint(mask, pad, causal, Bn, Tn)
         raise CheckFailed(f"combined mask: {int((mask != ref).sum())} entries are wrong\nHint: {hint}")
 
 
@@ -210,6 +251,15 @@ class MaskedAttentionCheck(Check):
             else:
                 hint = "NaN appears in rows where some keys are allowed: check the mask polarity and the fill value"
             raise CheckFailed(f"weights or out contain NaN/inf\nHint: {hint}")
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        specific = diagnose_mask(weights, full, scores=scores, ref_unmasked=scores.softmax(-1))
+        if specific is None:
+            transposed = full.transpose(-1, -2)
+            on_queries = scores.masked_fill(~transposed, torch.finfo(scores.dtype).min).softmax(-1).masked_fill(~transposed, 0.0)
+            if is_close(weights, on_queries, atol=1e-4):
+                specific = "the mask is applied to the queries (transposed): the last axis of the mask is the keys, mask[..., t, s]"
+        if specific:
+            raise CheckFailed(f"weights: masked keys (pad or future) must get weight exactly 0, and the others sum to 1\nHint: {specific}")
         rows_with_keys = allowed_any[..., None].expand_as(full)
         leaked = weights[~full & rows_with_keys]  # fully masked rows are checked below
         if leaked.numel() and bool((leaked != 0).any()):
