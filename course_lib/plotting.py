@@ -165,6 +165,6 @@ def plot_mask(
 
         ax.legend(
             handles=[Patch(fc="#2e7d32", label="may attend (True)"), Patch(fc="#eeeeee", ec="gray", label="masked (False)")],
-            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False,
+            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=10, frameon=False,
         )  # fmt: skip
     return ax
