@@ -42,7 +42,8 @@ def _power_of_two(text: str) -> bool:
 #: Numbers allowed in every chapter: (test, reason).
 ALLOWED_EVERYWHERE = (
     (_small, "0 to 12: counts, chapter, section and list numbers, sizes of hand-made examples"),
-    (_year, "a publication year (1990-2026), as in 'Vaswani et al., 2017'"),
+    (_year, "a publication year (1990-2026), as in 'Vaswani et al., 2017' (not when a lowercase word "
+            "follows: '2000 test sequences' is a count)"),
     (_power_of_two, "16 to 4096, powers of two: layer sizes and batch sizes of the papers' and the "
                     "chapters' configurations, fixed in code (d_model = 512, d_ff = 2048, ...)"),
 )
@@ -135,6 +136,13 @@ def _allowed(literal: str, chapter: str) -> bool:
     return any(test(plain) for test, _why in ALLOWED_EVERYWHERE)
 
 
+def _counts_something(text: str, start: int, end: int) -> bool:
+    """'over all 2000 test sequences' is a count; 'in 2014 to the models', 'the 2017 paper' are years:
+    a number followed by a lowercase word, unless a word that introduces a year comes before it."""
+    before = re.search(r"(?:\b(?:in|of|from|to|since|until|the)|al\.,|[(\-–])\s*$", text[:start])
+    return re.match(r"\s+[a-z]", text[end:]) is not None and before is None
+
+
 def typed_numbers(notebook: pathlib.Path) -> list[tuple[int, str, str]]:
     """(cell index, literal, context) for every number typed by hand in the markdown cells."""
     chapter = notebook.stem
@@ -145,7 +153,8 @@ def typed_numbers(notebook: pathlib.Path) -> list[tuple[int, str, str]]:
             continue
         text = prose("".join(cell["source"]))
         for match in _NUMBER.finditer(text):
-            if not _allowed(match.group(), chapter):
+            year_as_count = _year(match.group()) and _counts_something(text, match.start(), match.end())
+            if year_as_count and match.group() not in ALLOWED.get(chapter, {}) or not _allowed(match.group(), chapter):
                 context = " ".join(text[max(0, match.start() - 40): match.end() + 30].split())
                 found.append((index, match.group(), context))
     return found
@@ -161,6 +170,8 @@ def _notebook(tmp_path, chapter: str, *markdown: str) -> pathlib.Path:
 def test_a_typed_result_is_caught_and_a_glued_one_is_not(tmp_path):
     typed = _notebook(tmp_path, "planted", "The model reaches 93.4% after 1,234 steps.")
     assert [literal for _, literal, _ in typed_numbers(typed)] == ["93.4", "1,234"]
+    count = _notebook(tmp_path, "count", "Measured over 2000 test sequences (Vaswani et al., 2017).")
+    assert [literal for _, literal, _ in typed_numbers(count)] == ["2000"]
     glued = _notebook(tmp_path, "glued", "The model reaches {glue:text}`accuracy:.1%` after {glue:text}`steps`.")
     assert typed_numbers(glued) == []
 
