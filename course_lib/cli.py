@@ -1,7 +1,7 @@
 """The ``course`` command.
 
     course check NOTEBOOK                 score one notebook the way the grader does (learners)
-    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--cell-timeout S] [--total-timeout S] [--memory-mb M]
+    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
     course release [ASSIGNMENT ...]       regenerate exercises/ from solutions/ (= make exercises)
 
 See chapters/exercises_guide.md (learners) and chapters/grading_guide.md (instructors).
@@ -26,10 +26,15 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                    help=f"seconds of execution per notebook (default {DEFAULTS.total_timeout:g})")
     p.add_argument("--memory-mb", type=int, default=DEFAULTS.memory_mb, metavar="M",
                    help=f"memory cap per notebook's kernel in MiB (default {DEFAULTS.memory_mb})")
+    p.add_argument("--processes", type=int, default=DEFAULTS.processes, metavar="N",
+                   help=f"processes and threads per sandbox (default {DEFAULTS.processes})")
+    p.add_argument("--scratch-mb", type=int, default=DEFAULTS.scratch_mb, metavar="M",
+                   help=f"size of the sandbox's only writable folder, in MiB (default {DEFAULTS.scratch_mb})")
 
 
 def _limits(args) -> Limits:
-    return Limits(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, memory_mb=args.memory_mb)
+    return Limits(cell_timeout=args.cell_timeout, total_timeout=args.total_timeout, memory_mb=args.memory_mb,
+                  processes=args.processes, scratch_mb=args.scratch_mb)
 
 
 def _infer(path: Path) -> tuple[str, str]:
@@ -61,8 +66,11 @@ def cmd_check(args) -> int:
     assignment, name = _infer(path)
     if name not in source_names(assignment):
         name = source_names(assignment)[0] if len(source_names(assignment)) == 1 else name
+    from course_lib.grading.sandbox import unavailable
+
+    # a learner checks their own notebook: a sandbox where there is one, else none (nothing to protect from)
     print(f"checking {path.name} as {assignment}/{name} in a fresh kernel ...", flush=True)
-    run = grade_tasks([Task("you", assignment, name, path)], _limits(args))
+    run = grade_tasks([Task("you", assignment, name, path)], _limits(args), sandboxed=unavailable() is None)
     width = max((len(r.grade_id) for r in run.rows), default=10)
     for r in run.rows:
         print(f"  {r.grade_id:<{width}}  {r.points:g}/{r.max_points:g}  {r.status}")
@@ -79,12 +87,21 @@ def cmd_check(args) -> int:
 
 def cmd_grade(args) -> int:
     from course_lib.grading.grader import grade, summarize
+    from course_lib.grading.sandbox import NO_SANDBOX_RISKS, unavailable
 
     submissions = Path(args.submissions)
     if not submissions.is_dir():
         print(f"course grade: {submissions} is not a folder of <student>/<assignment>/<name>.ipynb", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if args.no_sandbox:
+        print(NO_SANDBOX_RISKS, file=sys.stderr, flush=True)
+    elif why := unavailable():
+        print(f"course grade: refusing to grade: no sandbox can be made here: {why}.\n"
+              "Submissions run learner code; without a sandbox it could read the solutions, rewrite the gradebook "
+              "or attack other students' runs. Install bubblewrap, or pass --no-sandbox to grade anyway "
+              "(only for submissions you trust).", file=sys.stderr)
+        return 2
 
     def progress(task, outcome):
         got = sum(r.points for r in outcome.rows)
@@ -92,7 +109,7 @@ def cmd_grade(args) -> int:
         print(f"  graded {task.student}/{task.assignment}/{task.notebook}: {got:g}/{total:g}", flush=True)
 
     run = grade(submissions, out, _limits(args), jobs=args.jobs, assignments=args.assignment or None,
-                progress=None if args.quiet else progress)
+                progress=None if args.quiet else progress, sandboxed=not args.no_sandbox)
     for line in summarize(run.rows):
         print(line)
     print(f"gradebook: {out / 'gradebook.csv'} and {out / 'gradebook.json'}; feedback: {out / 'feedback'}/")
@@ -127,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assignment", action="append", help="grade only this assignment (repeatable); "
                    "students without it get 'missing' rows")
     p.add_argument("--quiet", action="store_true", help="no line per notebook, only the summary")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade without the bubblewrap sandbox (prints what that risks; for trusted notebooks only)")
     _add_limits(p)
     p.set_defaults(func=cmd_grade)
 

@@ -498,7 +498,12 @@ def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job
     out.mkdir()
     notes = _unpack(job_dir / "out.tar", out) if not killed else []
     result = _read_json(out / "out" / "result.json", 16 * 2**20)
-    if killed or not isinstance(result, dict):
+    if not killed and not isinstance(result, dict) and sandboxed and proc.returncode and proc.returncode > 128:
+        # the runner was killed by a signal from inside the sandbox: only the submission can send one there
+        result = {"started": True, "cells": {}, "default_status": "error", "default_reason":
+                  f"the notebook's worker was killed by signal {proc.returncode - 128} from inside the sandbox "
+                  "(code in the submission killed the process that runs it); nothing was recorded"}
+    elif killed or not isinstance(result, dict):
         log = (job_dir / "sandbox.log").read_text(errors="replace")[-600:].strip() if (job_dir / "sandbox.log").is_file() else ""
         why = killed or (f"the grader's worker ended without a readable result (exit status {proc.returncode})"
                          + (f": {log}" if log else "") + ("; " + "; ".join(notes[:3]) if notes else ""))
@@ -681,8 +686,9 @@ def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> lis
 def _grader_fingerprint(assignments: set[str], solutions_dir: Path) -> str:
     """A hash of the files the verdicts and limits depend on: a submission must not change them.
 
-    All of course_lib's Python files and the graded assignments' source notebooks. (The
-    sandbox makes them unreachable; this is the check that still holds with --no-sandbox.)
+    All of course_lib's Python files and the graded assignments' source notebooks. Used with
+    --no-sandbox only: in a sandbox they are read-only or absent, and a change made meanwhile
+    by someone else (an instructor editing the course) is no attack.
     """
     lib = ROOT / "course_lib"
     paths = [*lib.rglob("*.py")]
@@ -733,7 +739,8 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
         except Exception as err:  # noqa: BLE001 - one submission never stops the run
             outcome = Outcome([Row(task.student, task.assignment, task.notebook, "", "error", 0, 0,
                                    f"grader failure: {type(err).__name__}: {err}", now, True)])
-        if _grader_fingerprint(graded_assignments, solutions_dir) != fingerprint:
+        # in a sandbox course_lib and solutions/ are out of reach (read-only, or absent); without one, check
+        if not sandboxed and _grader_fingerprint(graded_assignments, solutions_dir) != fingerprint:
             for row in outcome.rows:
                 row.status, row.points, row.grader_failure = "error", 0.0, True
                 row.message = ("grader failure: the grader's files (course_lib or solutions/) "
