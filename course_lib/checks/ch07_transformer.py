@@ -21,6 +21,7 @@ from course_lib.checks._core import (
     expect_close,
     expect_shape,
     expect_tensor,
+    first_match,
     is_close,
     is_finite_number,
     randn,
@@ -101,7 +102,16 @@ def _encoder_variants(ref: EncoderLayer, x: torch.Tensor, mask: torch.Tensor) ->
         ffn_residual_from_input = n2(x + ffn(h))
         h = n1(x + attn(x, None))
         no_mask = n2(h + ffn(h))
+        h = n1(x + attn(x, ~mask))
+        inverted = n2(h + ffn(h))
+        h = n1(x + attn(x, mask.transpose(-1, -2)))
+        on_queries = n2(h + ffn(h))
+        h = n1(x + attn(x))
+        ffn_no_norm = h + ffn(h)
     return {
+        "the mask polarity is inverted: True means 'may attend' (a real token), so pass the mask as it is": inverted,
+        "the padding mask is applied on the queries (mask.transpose(-1, -2) or (B, 1, S, 1)); it hides *keys*: (B, 1, 1, S)": on_queries,
+        "the second Add & Norm is missing its LayerNorm: x = norm2(x + ffn(x))": ffn_no_norm,
         "this is the pre-LN layer (LayerNorm before each sublayer, x + Sublayer(LayerNorm(x))); "
         "the paper's layer normalises after the residual sum: LayerNorm(x + Sublayer(x))": pre_ln,
         "the residual connections are missing: add the sublayer's input back before normalising": no_residual,
@@ -163,18 +173,21 @@ class EncoderLayerCheck(Check):
         out = expect_shape(outputs["out"], (B_, S_, C_), "out", hint="a layer maps (B, S, C) to (B, S, C)")
         out = out.detach().double()
         ref = _reference(EncoderLayer, inputs["state"], C_, H_, F__)
+        with torch.no_grad():
+            expected = ref(x, mask).out
+        specific = first_match(out, _encoder_variants(ref, x, mask), atol=1e-6, rtol=1e-7) if not is_close(out, expected, atol=1e-6) else None
+        if specific:  # a recognised mistake is named before the generic behaviour tests
+            expect_close(out, expected, "out", hint=specific, axes="B S C")
         # behaviour: changing padded positions must not change real positions' outputs
         changed = expect_shape(outputs["out_changed_pad"], (B_, S_, C_), "out").detach().double()
         for b, n in enumerate(lengths):
             if not is_close(changed[b, :n], out[b, :n], atol=1e-6):
                 raise CheckFailed(
                     "changing only the padded positions of x changed the outputs at real positions\n"
-                    "Hint: pass the mask to the self-attention (True = may attend) so padded keys get weight 0"
+                    "Hint: the padded keys are visible: pass the mask to the self-attention (True = may attend) so they get weight 0"
                 )
-        with torch.no_grad():
-            expected = ref(x, mask).out
-        hint = _diagnose(out, _encoder_variants(ref, x, mask), "follow x = norm1(x + dropout1(attn)), then x = norm2(x + dropout2(ffn(x)))")
-        expect_close(out, expected, "out", hint=hint)
+        expect_close(out, expected, "out", axes="B S C",
+                     hint="compare each step with x = norm1(x + dropout1(attn)), then x = norm2(x + dropout2(ffn(x)))")
         if outputs["grad_x"] is None:
             raise CheckFailed("gradients do not flow back to x.\nHint: no .detach(), .item() or torch.no_grad() in forward")
         xg = x.clone().requires_grad_(True)
@@ -217,6 +230,10 @@ def _decoder_variants(ref: DecoderLayer, x, memory, memory_mask) -> dict[str, to
             "the encoder's output (memory), only Q from the decoder": post_ln(causal, cross_kv=lambda h: h, cross_mask=None),
             "the cross-attention ignores memory_mask, so padded source positions are attended": post_ln(causal, cross_mask=None),
             "this is the pre-LN layer (LayerNorm before each sublayer); the paper normalises after each residual sum": pre,
+            "the causal mask is off by one: query t also sees key t + 1; keys 0..t only (tril with diagonal=0)":
+                post_ln(torch.ones(T_, T_, dtype=torch.bool).tril(1)),
+            "the memory mask polarity is inverted: True means 'may attend' (a real source token), so pass memory_mask as it is":
+                post_ln(causal, cross_mask=~memory_mask),
         }
     return variants
 
@@ -272,7 +289,12 @@ class DecoderLayerCheck(Check):
         )
         out = expect_shape(outputs["out"], (B_, T_, C_), "out", hint=shape_hint).detach().double()
         ref = _reference(DecoderLayer, inputs["state"], C_, H_, F__)
-        variants = _decoder_variants(ref, x, memory, mm)
+        variants = {h: v for h, v in _decoder_variants(ref, x, memory, mm).items() if v is not None}
+        with torch.no_grad():
+            expected = ref(x, memory, self_mask=causal_mask(T_), memory_mask=mm).out
+        specific = first_match(out, variants, atol=1e-6, rtol=1e-7) if not is_close(out, expected, atol=1e-6) else None
+        if specific:  # a recognised mistake is named before the generic behaviour tests
+            expect_close(out, expected, "out", hint=specific, axes="B T C")
         # behaviour 1: no peeking at the future
         future = expect_shape(outputs["out_future"], (B_, T_, C_), "out").detach().double()
         if not is_close(future[:, :-1], out[:, :-1], atol=1e-6):
@@ -287,10 +309,8 @@ class DecoderLayerCheck(Check):
                 "changing only padded positions of memory changed the output\n"
                 "Hint: pass memory_mask (True = may attend) to the cross-attention"
             )
-        with torch.no_grad():
-            expected = ref(x, memory, self_mask=causal_mask(T_), memory_mask=mm).out
-        default = "follow norm1(x + self-attention), norm2(x + cross-attention to memory), norm3(x + ffn(x))"
-        expect_close(out, expected, "out", hint=_diagnose(out, variants, default))
+        default = "compare each step with norm1(x + self-attention), norm2(x + cross-attention to memory), norm3(x + ffn(x))"
+        expect_close(out, expected, "out", hint=default, axes="B T C")
         if outputs["grads"] is None:
             raise CheckFailed("gradients do not flow back to x and memory.\nHint: no .detach() or torch.no_grad() in forward")
         xg, mg = x.clone().requires_grad_(True), memory.clone().requires_grad_(True)
@@ -318,11 +338,39 @@ def _schedule_variants(step: int, d_model: int, warmup: int) -> dict[str, float]
         "your peak comes one step early: you used step + 1 (steps count from 1 already, the first update is step 1)": f(step + 1),
         "your peak comes one step late: you used step - 1 (steps count from 1; the first update is step 1)": f(step - 1) if step > 1 else math.nan,
         "use min(...), not max(...): warmup rises linearly, then the rate decays": d_model**-0.5 * max(step**-0.5, step * warmup**-1.5),
+        "after warm-up your rate keeps rising linearly: the decay term is step^-0.5 (1/sqrt(step)), and lrate is the min of "
+        "the two terms": d_model**-0.5 * step * warmup**-1.5,
         "the warmup term is step * warmup^-1.5 (power -1.5, not -0.5)": d_model**-0.5 * min(step**-0.5, step * warmup**-0.5),
         "the factor d_model^-0.5 is missing": min(step**-0.5, step * warmup**-1.5),
         "the factor is d_model^-0.5 (1/sqrt(d_model)), not d_model^0.5": d_model**0.5 * min(step**-0.5, step * warmup**-1.5),
-        "the decay term is step^-0.5 (1/sqrt(step))": d_model**-0.5 * min(step**0.5, step * warmup**-1.5),
+        "the factor is d_model^-0.5 (1/sqrt(d_model)), not 1/d_model": d_model**-1 * min(step**-0.5, step * warmup**-1.5),
+        "the warm-up is missing: for step < warmup_steps the rate rises as step * warmup_steps^-1.5 (lrate is the min of "
+        "the two terms)": d_model**-0.5 * step**-0.5,
     }
+
+
+def _schedule_hint(cases, values) -> str:
+    """Name a schedule mistake from all the (step, d_model, warmup) cases at once; else say which regime differs."""
+    close = lambda v, e: abs(v - e) <= 1e-7 * abs(e)  # noqa: E731
+    per_case = [_schedule_variants(*c) for c in cases]
+    for hint in per_case[0]:
+        pairs = [(v, alts[hint]) for v, alts in zip(values, per_case) if math.isfinite(alts[hint])]
+        if pairs and all(close(v, alt) for v, alt in pairs):
+            return hint
+    expected = [transformer_lrate(*c) for c in cases]
+    ratios = [v / e for v, e in zip(values, expected)]
+    if max(ratios) - min(ratios) < 1e-6 * abs(ratios[0]):
+        return f"every rate is {ratios[0]:.4g} times the paper's: the shape of the schedule is right, a constant factor is not"
+    during = [close(v, e) for (st, _, w), v, e in zip(cases, values, expected) if st <= w]
+    after = [close(v, e) for (st, _, w), v, e in zip(cases, values, expected) if st > w]
+    wrong = [(c, v, e) for c, v, e in zip(cases, values, expected) if not close(v, e)]
+    (st, d, w), v, e = wrong[0]
+    where = f"e.g. lrate({st}, {d}, {w}) = {v:.6g}, expected {e:.6g} (ratio {v / e:.4g})"
+    if during and all(during) and after and not any(after):
+        return f"your rates match the paper during warm-up (step <= warmup_steps) and differ after it: {where}"
+    if after and all(after) and during and not any(during):
+        return f"your rates match the paper after warm-up and differ during it (step <= warmup_steps): {where}"
+    return f"lrate = d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5); {where}"
 
 
 class LrateCheck(Check):
@@ -352,11 +400,8 @@ class LrateCheck(Check):
                 raise CheckFailed(f"lrate({step}, {d_model}, {warmup}) should return a finite float, got {v!r:.60}")
             expected = transformer_lrate(step, d_model, warmup)
             if abs(v - expected) > 1e-7 * abs(expected):
-                hint = "lrate = d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)"
-                for h, alt in _schedule_variants(step, d_model, warmup).items():
-                    if math.isfinite(alt) and abs(v - alt) <= 1e-7 * abs(alt):
-                        hint = h
-                        break
+                hint = _schedule_hint(inputs["cases"], [float(x) if is_finite_number(x) else math.nan for x in values]) \
+                    if all(is_finite_number(x) for x in values) else "lrate = d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)"
                 raise CheckFailed(f"lrate({step}, {d_model}, {warmup}): expected {expected:.6g}, got {v:.6g}\nHint: {hint}")
 
 
@@ -381,8 +426,14 @@ class LratePeakCheck(Check):
         if not isinstance(values, list) or len(values) != inputs["n_steps"] or not all(isinstance(v, float) and math.isfinite(v) for v in values):
             raise CheckFailed("lrate should return one finite float for every step 1, 2, ...")
         peak = max(range(len(values)), key=values.__getitem__) + 1
+        cases = [(s, inputs["d_model"], inputs["warmup"]) for s in range(1, inputs["n_steps"] + 1)]
         if peak != inputs["warmup"]:
-            raise CheckFailed(f"with warmup_steps={inputs['warmup']} the rate should peak at step {inputs['warmup']}, yours peaks at step {peak}")
+            raise CheckFailed(f"with warmup_steps={inputs['warmup']} the rate should peak at step {inputs['warmup']}, yours peaks at step {peak}\n"
+                              f"Hint: {_schedule_hint(cases, values)}")
+        expected = [transformer_lrate(*c) for c in cases]
+        if not all(abs(v - e) <= 1e-7 * abs(e) + 1e-12 for v, e in zip(values, expected)):
+            raise CheckFailed(f"the rates for steps 1..{inputs['n_steps']} differ from the paper's although the peak is right\n"
+                              f"Hint: {_schedule_hint(cases, values)}")
         expected = [transformer_lrate(s, inputs["d_model"], inputs["warmup"]) for s in range(1, inputs["n_steps"] + 1)]
         expect_close(torch.tensor(values, dtype=torch.float64), torch.tensor(expected, dtype=torch.float64), "the rates for steps 1..111", atol=1e-12, rtol=1e-7)
 
@@ -403,7 +454,11 @@ def _smoothing_variants(logits, target, eps, pad_id) -> dict[str, torch.Tensor]:
     others = (-logp.sum(-1) - nll) / (V - 1)  # mean of -log p over the V - 1 wrong classes
     no_pad_col = (-logp.sum(-1) - nll + logp[..., pad_id]) / (V - 2)  # ... and without the pad class
     per_token = (1 - eps) * nll + eps * (-logp.mean(-1))
-    return {
+    variants = {}
+    if pad_id != 0:
+        zero = target != 0
+        variants["you left out the targets equal to 0, not those equal to pad_id: use the pad_id argument"] = (per_token * zero).sum() / zero.sum()
+    return variants | {
         "padded target positions are included in the mean: leave out every position whose target is pad_id": per_token.mean(),
         "you summed over the tokens; the loss is the mean over the real (non-pad) tokens": (per_token * keep).sum(),
         "you spread eps over the V - 1 wrong classes; this course (like torch's label_smoothing) gives eps / V to "
@@ -412,6 +467,7 @@ def _smoothing_variants(logits, target, eps, pad_id) -> dict[str, torch.Tensor]:
         "every class of the vocabulary, pad included": mean_real((1 - eps) * nll + eps * no_pad_col),
         "the smoothed loss is (1 - eps) * nll + eps * (uniform cross-entropy); the nll must be weighted by (1 - eps)": mean_real(nll + eps * (-logp.mean(-1))),
         "this is the plain cross-entropy: eps is not used": mean_real(nll),
+        "the uniform part is the *mean* of -log p over the V classes (eps / V each), not their sum": mean_real((1 - eps) * nll + eps * (-logp.sum(-1))),
         "the uniform part is the mean of -log p over all V classes, not over the batch": mean_real((1 - eps) * nll) + eps * (-logp.mean()),
     }
 
@@ -475,10 +531,11 @@ BOS, EOS, PAD = 1, 2, 0
 class _ScriptedModel(nn.Module):
     """Stands in for a trained Transformer, with the same API (``encode(src).out``,
     ``decode(tgt_in, memory, src).out``, ``out_proj``, ``config.pad_id``), but with
-    logits read from random tables, so that (unlike a random Transformer) the next
+    scores read from random tables, so that (unlike a random Transformer) the next
     token depends visibly on the source, the position and the previous token:
 
-        logits[b, t] = token_table[tgt_in[b, t]] + position_table[t] + mean of source_table over src[b]
+        hidden[b, t] = token_table[tgt_in[b, t]] + position_table[t] + mean of source_table over src[b]
+        logits = out_proj(hidden), a permutation of the ordinary ids (so skipping out_proj is visible)
     """
 
     def __init__(self, tables: dict[str, torch.Tensor]):
@@ -486,7 +543,14 @@ class _ScriptedModel(nn.Module):
         self.token_table, self.position_table, self.source_table = tables["token"], tables["position"], tables["source"]
         self.config = TransformerConfig(src_vocab_size=self.source_table.shape[0], tgt_vocab_size=self.token_table.shape[1],
                                         d_model=4, n_heads=1, d_ff=4, pad_id=PAD)  # fmt: skip
-        self.out_proj = nn.Identity()  # decode() already returns (B, T, V) scores
+        V = self.token_table.shape[1]
+        # not the identity, so forgetting it changes every token; skip_init: no draw from torch's global generator
+        self.out_proj = torch.nn.utils.skip_init(nn.Linear, V, V, dtype=torch.float64)
+        with torch.no_grad():
+            perm = torch.arange(V)
+            perm[3:] = perm[3:].roll(1)  # ids 3.. shift by one; <pad>, <bos>, <eos> stay
+            self.out_proj.weight.copy_(torch.eye(V, dtype=torch.float64)[perm])
+            self.out_proj.bias.zero_()
 
     def encode(self, src: torch.Tensor, need_weights: bool = True):
         real = (src != PAD)[..., None].double()  # (B, S, 1)
@@ -527,7 +591,8 @@ class GreedyDecodeCheck(Check):
 
     name = "greedy_decode"
     success = "starts from <bos>, picks the argmax of the last position, pads after <eos>: equal to the reference"
-    seed = 2  # chosen so rows end at different steps and one never ends (a test asserts it)
+    seed = 45  # chosen so rows end at different steps, one never ends, and every planted loop mistake
+    # (no out_proj, budget off by one, first position, no padding, last token only) changes the tokens (tests assert it)
     max_len = 8
     eos_bias = -1.0
     lengths = (9, 6, 3, 8, 5, 7)
@@ -555,7 +620,8 @@ class GreedyDecodeCheck(Check):
             raise CheckFailed(f"tokens should be integer ids (torch.long), got {got.dtype}\nHint: argmax returns ids")
         got = got.long()
         if not bool((got[:, 0] == bos).all()):
-            if bool((got[:, : expected.shape[1] - 1] == expected[:, 1:]).all()):
+            w = min(got.shape[1], expected.shape[1] - 1)
+            if w > 0 and bool((got[:, :w] == expected[:, 1 : 1 + w]).all()):
                 raise CheckFailed("the output should start with the start token bos_id, then the generated tokens\nHint: keep <bos> as column 0")
             raise CheckFailed(
                 f"every row should start with the start token {bos} (<bos>), got {got[:, 0].tolist()}\n"
@@ -567,28 +633,70 @@ class GreedyDecodeCheck(Check):
         got_t, exp_t = _trim(got, 0), _trim(expected, 0)
         if got_t.shape == exp_t.shape and bool((got_t == exp_t).all()):
             return
-        # name the mistake
-        done_mask = torch.zeros_like(expected, dtype=torch.bool)  # positions after each row's eos
-        for b in range(expected.shape[0]):
-            hits = (expected[b, 1:] == eos).nonzero()
-            if len(hits):
-                done_mask[b, int(hits[0]) + 2 :] = True
-        width = min(got.shape[1], expected.shape[1])
-        same_before_eos = bool(((got[:, :width] == expected[:, :width]) | done_mask[:, :width]).all())
-        if same_before_eos:
-            hint = "after a row produces <eos>, fill the rest of that row with pad_id (model.config.pad_id) and stop once every row is done"
-        elif got.shape[1] > 1 and bool((got[:, 1] == expected[:, 1]).all()):
-            hint = "the first token is right but later ones are not: take the logits of the *last* position, decode(...).out[:, -1], at every step"
+        # name the mistake: replay the usual wrong loops on the same model
+        model = _ScriptedModel(inputs["tables"]).eval()
+        for hint, kwargs in _GREEDY_VARIANTS.items():
+            alt = _greedy_variant(model, src, bos, eos, max_len, **kwargs)
+            alt_t = _trim(alt, 0)
+            if alt_t.shape == got_t.shape and bool((alt_t == got_t).all()):
+                break
         else:
-            hint = "at each step: run the decoder on the tokens so far, project the last position with model.out_proj, append its argmax"
+            width = min(got.shape[1], expected.shape[1])
+            diff = (got[:, :width] != expected[:, :width]).nonzero()
+            if len(diff):
+                b, t = (int(i) for i in diff[0])
+                hint = (f"the first difference is in row {b} at column {t} (generated token {t}): expected {int(expected[b, t])}, "
+                        f"got {int(got[b, t])}; at each step run the decoder on the tokens so far, project the last position "
+                        "with model.out_proj, append its argmax")
+            else:
+                hint = (f"your tokens agree with the reference where both exist, but you have {got_t.shape[1] - 1} columns after "
+                        f"<bos> and the reference {exp_t.shape[1] - 1}")
         raise CheckFailed(f"tokens differ from the reference:\nexpected {_trim(expected, 0).tolist()}\ngot      {got.tolist()}\nHint: {hint}")
+
+
+@torch.no_grad()
+def _greedy_variant(model, src, bos, eos, max_len, budget: int = 0, project: bool = True, position: int = -1,
+                    pad_after_eos: bool = True, prefix: str = "all", argmax_dim: int = -1) -> torch.Tensor:
+    """Greedy decoding with one of the usual mistakes switched on (to name it)."""
+    memory = model.encode(src).out
+    tokens = torch.full((src.shape[0], 1), bos, dtype=torch.long)
+    done = torch.zeros(src.shape[0], dtype=torch.bool)
+    for _ in range(max_len + budget):
+        seen = tokens if prefix == "all" else tokens[:, -1:]
+        hidden = model.decode(seen, memory, src).out[:, position]
+        scores = model.out_proj(hidden) if project else hidden
+        next_id = scores.argmax(dim=argmax_dim)
+        if next_id.shape != done.shape:
+            return tokens
+        if pad_after_eos:
+            next_id = next_id.masked_fill(done, model.config.pad_id)
+        tokens = torch.cat([tokens, next_id[:, None]], dim=1)
+        done |= next_id == eos
+        if bool(done.all()):
+            break
+    return tokens
+
+
+_GREEDY_VARIANTS = {
+    "the output projection is missing: take the argmax of model.out_proj(hidden), the vocabulary scores, "
+    "not of the decoder's hidden vector": dict(project=False),
+    "the decoding budget is off by one: generate at most max_len tokens after <bos> (range(max_len)), "
+    "you stopped one token early": dict(budget=-1),
+    "the first token is right but later ones are not: take the logits of the *last* position, decode(...).out[:, -1], "
+    "at every step": dict(position=0),
+    "after a row produces <eos>, fill the rest of that row with pad_id (model.config.pad_id) and stop once every row is done":
+        dict(pad_after_eos=False),
+    "the decoder must re-read the whole prefix at every step (decode(tokens, ...)), not only the last token": dict(prefix="last"),
+    "the first token is right but later ones are not: take the logits of the *last* position, decode(...).out[:, -1], at every step "
+    "(and project it with model.out_proj)": dict(position=0, project=False),
+}
 
 
 class GreedyDecodeSingleCheck(GreedyDecodeCheck):
     """Greedy decoding of a single sentence with a shorter budget."""
 
     name = "greedy_decode_single"
-    seed, max_len, lengths = 1, 6, (8,)
+    seed, max_len, lengths = 5, 6, (8,)  # the row ends with the last allowed token: a budget off by one shows
 
 
 check_encoder_layer = EncoderLayerCheck().as_function()
