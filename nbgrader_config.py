@@ -5,8 +5,9 @@
 (`python -m course_lib.grading.release`, which loads this file, runs generate_assignment
 into a temporary folder, records the assignment in each notebook's metadata and copies
 the result). Prefer it to `nbgrader generate_assignment`, which skips that metadata.
-Grading does not use nbgrader's autograde: see `course_lib/grading/` and
-`chapters/grading_guide.md` for why.
+Grading does not use nbgrader's autograde (verdicts inside the learner's kernel, no
+isolation): `course grade` runs each submission in a bubblewrap sandbox and verifies outside
+it; see `course_lib/grading/` and `chapters/grading_guide.md` (threat model) for why.
 """
 
 import os

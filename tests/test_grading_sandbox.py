@@ -32,17 +32,18 @@ COURSE = [sys.executable, "-m", "course_lib.cli"]
 LIMITS = Limits(cell_timeout=15, total_timeout=90, memory_mb=2048)
 
 
-def _tree_hash(*folders: Path) -> str:
-    h = hashlib.sha256()
-    for folder in folders:
+def _course_hash() -> dict[str, str]:
+    """sha256 of every file of course_lib/, solutions/ and exercises/ (caches aside)."""
+    hashes = {}
+    for folder in (ROOT / "course_lib", ROOT / "solutions", ROOT / "exercises"):
         for path in sorted(folder.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
-                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+                hashes[str(path.relative_to(ROOT))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
 
 
-def _course_hash() -> str:
-    return _tree_hash(ROOT / "course_lib", ROOT / "solutions", ROOT / "exercises")
+#: the files the modify_course_lib attack appends to
+TARGETS = ("course_lib/__init__.py", "course_lib/grading/grader.py", "course_lib/checks/_core.py")
 
 
 def _processes_of_this_run() -> list[str]:
@@ -166,7 +167,15 @@ def test_odd_folder_names_are_reported_not_skipped(attack_run):
 
 @pytest.mark.slow
 def test_course_files_are_unchanged(attack_run):
-    assert _course_hash() == attack_run["course_before"], "course_lib, solutions/ or exercises/ changed during the run"
+    before, after = attack_run["course_before"], _course_hash()
+    for target in TARGETS:
+        assert after[target] == before[target], f"{target} changed during the run"
+    changed = [f for f in set(before) | set(after) if before.get(f) != after.get(f)]
+    # in a shared checkout someone may edit the course meanwhile: such a change must not be the attack's
+    tainted = [f for f in changed if f in after and attacks.MARKER.encode() in (ROOT / f).read_bytes()]
+    assert not tainted, f"an attack wrote into {tainted}"
+    if changed:
+        print(f"note: changed during the run, not by a submission (no marker): {sorted(changed)[:5]}")
 
 
 @pytest.mark.slow
