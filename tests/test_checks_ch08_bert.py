@@ -16,7 +16,7 @@ from course_lib.checks.ch08_bert import (
     check_mlm_head,
 )
 
-from check_cases import fails_with
+from check_cases import fails_with, planted_mistake_tests
 
 
 # ------------------------------------------------------------------ (a) embeddings
@@ -289,3 +289,101 @@ def test_key_map_hidden_check_catches_a_hard_coded_layer_count():
 
     check_hf_key_map(two_layers_only)
     fails_with(check_hf_key_map_three_layers, two_layers_only, "lacks", "layers.2")
+
+
+# ------------------------------------------------------------------ the tables (issue 17: 6+ planted mistakes per check)
+
+
+class TwoSegments(Embeddings):
+    def __init__(self, vocab_size, d_model, max_len, n_segments, dropout):
+        super().__init__(vocab_size, d_model, max_len, 2, dropout)
+
+
+class PositionByToken(Embeddings):
+    def forward(self, input_ids, segment_ids=None):
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        pos = self.position_embeddings(input_ids.clamp(max=self.position_embeddings.num_embeddings - 1))
+        return self.dropout(self.norm(self.word_embeddings(input_ids) + self.segment_embeddings(segment_ids) + pos))
+
+
+EMBEDDING_MISTAKES = [
+    (_variant("no_segment"), "segment embedding is missing"),
+    (_variant("no_position"), "position embedding is missing"),
+    (_variant("no_norm"), "LayerNorm is missing"),
+    (_variant("norm_first"), "*sum* of all three"),
+    (_variant("default_ones"), "segment 0"),
+    (_variant("detached"), "no gradient reached word_embeddings.weight"),
+    (PositionByToken, "not by the token id"),
+    (RenamedEmbeddings, "keep the names"),
+]
+
+
+def fixed_mask_id(input_ids, special_mask, mask_id, vocab_size, p=0.15, generator=None):
+    return mask_tokens(input_ids, special_mask, 4, vocab_size, p, generator)
+
+
+MASKING_MISTAKES = [
+    (masking("all_mask"), "every chosen token became [MASK]"),
+    (masking("no_random"), "random replacement is missing"),
+    (masking("specials"), "special_mask is True"),
+    (masking("label_everything"), "every position has a label"),
+    (masking("label_corrupted"), "corrupted input"),
+    (masking("label_only_masked"), "needs a label"),
+    (masking("global_rng"), "generator=generator"),
+    (masking("in_place"), "in place"),
+]
+
+
+class ExtraBiasHead(Head):
+    def __init__(self, d_model, word_embeddings, layer_norm_eps=1e-12):
+        super().__init__(d_model, word_embeddings, layer_norm_eps)
+        self.decoder_bias = nn.Parameter(torch.zeros(word_embeddings.weight.shape[0]))  # unused, but owned
+
+
+class NormThenGelu(Head):
+    def forward(self, hidden):
+        return self.decoder(F.gelu(self.norm(self.dense(hidden)))) + self.bias
+
+
+def _rename_values(old, new):
+    return lambda m: m.update({k: v.replace(old, new) for k, v in m.items()})
+
+
+KEY_MAP_MISTAKES = [
+    (edited_map(_swap("self_attn.q_proj", "self_attn.k_proj")), "query/key/value"),
+    (edited_map(_swap("norm1", "norm2")), "norm1"),
+    (edited_map(_swap("ffn.linear1", "ffn.linear2")), "FFN's first layer"),
+    (edited_map(_rename_values("encoder.layer.", "encoder.layers.")), "(layer, not layers)"),
+    (edited_map(_rename_values("token_type_embeddings", "segment_embeddings")), "token_type_embeddings"),
+    (edited_map(_rename_values("LayerNorm.weight", "LayerNorm.gamma")), "'weight', not 'gamma'"),
+    (edited_map(lambda m: [m.pop(k) for k in [k for k in m if k.startswith("mlm.")]]), "lacks"),
+]
+
+CASES = [
+    (check_bert_embeddings, Embeddings, EMBEDDING_MISTAKES + [(_variant("by_batch"), "not the batch axis")]),
+    (check_bert_embeddings_other_sizes, Embeddings, EMBEDDING_MISTAKES + [(TwoSegments, "segment_embeddings.weight: expected shape (3, 8)")]),
+    (check_mask_tokens, mask_tokens, MASKING_MISTAKES),
+    (check_mask_tokens_other_rate, mask_tokens, MASKING_MISTAKES + [
+        (masking("fixed_p"), "use the argument p=0.4"),
+        (fixed_mask_id, "use the mask_id argument"),
+    ]),
+    (check_mlm_head, MaskedLMHead, [
+        (_head("copy"), "holds a copy"),
+        (_head("relu"), "not ReLU"),
+        (_head("tanh"), "exact (erf) GELU"),
+        (_head("no_norm"), "LayerNorm after the GELU is missing"),
+        (_head("no_bias"), "output bias"),
+        (_head("detached"), "no gradient reached word_embeddings.weight"),
+        (ExtraBiasHead, "second bias vector"),
+        (NormThenGelu, "normalised before the activation"),
+    ]),
+    (check_hf_key_map, hf_key_map, KEY_MAP_MISTAKES),
+    (check_hf_key_map_three_layers, hf_key_map, KEY_MAP_MISTAKES + [(lambda n_layers: hf_key_map(2), "layers.2")]),
+]
+
+(
+    test_check_passes_on_the_right_answer,
+    test_check_fails_with_a_hint,
+    test_each_check_has_enough_planted_mistakes,
+) = planted_mistake_tests(CASES)

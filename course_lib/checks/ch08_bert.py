@@ -488,6 +488,30 @@ def _hint_for(theirs: str) -> str:
     return "read the Hugging Face name: which module of which layer does it belong to?"
 
 
+def _unknown_key_hint(value: str, hf_state, ours_key: str = "", right: str | None = None) -> str:
+    """Name what is wrong with a value that is not a Hugging Face key: against the right key for
+    that course key when known, else against the nearest real key."""
+    import difflib
+
+    if ".layers." in value and value.replace(".layers.", ".layer.") in hf_state:
+        return f"Hugging Face numbers its layers as encoder.layer.N (layer, not layers): {value.replace('.layers.', '.layer.')}"
+    if "segment_embeddings" in value:
+        return "Hugging Face calls the segment embeddings token_type_embeddings: bert.embeddings.token_type_embeddings.weight"
+    if right is not None:
+        ours, theirs = value.split("."), right.split(".")
+        diff = [(a, b) for a, b in zip(ours, theirs) if a != b]
+        if len(ours) == len(theirs) and len(diff) == 1:
+            return f"in the value for {ours_key}, Hugging Face's name has {diff[0][1]!r}, not {diff[0][0]!r}"
+    close = difflib.get_close_matches(value, list(hf_state), n=1, cutoff=0.6)
+    if close:
+        ours, theirs = value.split("."), close[0].split(".")
+        diff = [(a, b) for a, b in zip(ours, theirs) if a != b]
+        if len(ours) == len(theirs) and len(diff) == 1:
+            return f"the nearest Hugging Face key is {close[0]}: {diff[0][1]!r}, not {diff[0][0]!r}"
+        return f"the nearest Hugging Face key is {close[0]}"
+    return "Hugging Face keys look like bert.encoder.layer.0.attention.self.query.weight; print(hf_model.state_dict().keys())"
+
+
 class HfKeyMapCheck(Check):
     """hf_key_map(n_layers) -> {course_lib key: transformers key} for BertForMaskedLM; loading through it must reproduce HF's logits."""
 
@@ -537,8 +561,10 @@ class HfKeyMapCheck(Check):
                               "Hint: the keys are course_lib names (print(model.state_dict().keys())), the values Hugging Face names")  # fmt: skip
         unknown = [v for v in key_map.values() if v not in hf_state]
         if unknown:
+            ours_key = next(k for k, v in key_map.items() if v == unknown[0])
+            right = _reference_key_map(inputs["n_layers"]).get(ours_key)
             raise CheckFailed(f"these values are not keys of transformers.BertForMaskedLM's state dict: {unknown[:3]}\n"
-                              "Hint: Hugging Face keys look like bert.encoder.layer.0.attention.self.query.weight (layer, not layers)")  # fmt: skip
+                              f"Hint: {_unknown_key_hint(unknown[0], hf_state, ours_key, right)}")  # fmt: skip
         for k, v in key_map.items():
             if tuple(our_state[k].shape) != tuple(hf_state[v].shape):
                 raise CheckFailed(f"{k} has shape {fmt_shape(our_state[k].shape)} but you map it to {v} of shape {fmt_shape(hf_state[v].shape)}\n"
