@@ -86,6 +86,14 @@ BERTVIZ_LIBRARIES: dict[str, str] = {
     "jquery": "jquery/dist/jquery.min.js",
 }
 
+#: Vega, Vega-Lite and vega-embed for the explorers (course_lib.explorers), wrapped by
+#: :func:`wrapped_global` (name -> file in node_modules). Loaded only on pages with an explorer.
+VEGA_LIBRARIES: dict[str, str] = {
+    "vega": "vega/build/vega.min.js",
+    "vega-lite": "vega-lite/build/vega-lite.min.js",
+    "vega-embed": "vega-embed/build/vega-embed.min.js",
+}
+
 #: Sphinx settings the book uses when the assets are missing (myst-nb's and Sphinx's defaults).
 CDN_FALLBACK: dict[str, object] = {
     "mathjax_path": "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js",
@@ -142,7 +150,7 @@ def node_modules_dir() -> pathlib.Path:
 def missing(node_modules: pathlib.Path | None = None) -> list[str]:
     """Paths (relative to node_modules) of the assets that are not installed."""
     nm = node_modules or node_modules_dir()
-    wanted = [f"{a.package}/{a.source}" for a in ASSETS] + list(BERTVIZ_LIBRARIES.values())
+    wanted = [f"{a.package}/{a.source}" for a in ASSETS] + list(BERTVIZ_LIBRARIES.values()) + list(VEGA_LIBRARIES.values())
     return [w for w in wanted if not (nm / w).exists()]
 
 
@@ -175,6 +183,28 @@ def wrapped_library(name: str, node_modules: pathlib.Path | None = None) -> str:
         "NS.pending = NS.pending.filter(function (draw) { return !draw(); });\n"
         "})();\n"
     )
+
+
+def wrapped_global(name: str, node_modules: pathlib.Path | None = None) -> str:
+    """A Vega library (``vega``, ``vega-lite``, ``vega-embed``) that always sets its browser global.
+
+    Their UMD headers call an AMD ``define`` when one exists: on a page that also loads
+    require.js (widget pages), a plain script tag would then be a require.js error and set
+    no global. Hiding ``define``/``module``/``exports`` makes each set ``window.vega``,
+    ``window.vegaLite`` and ``window.vegaEmbed``, in that order.
+    """
+    if name not in VEGA_LIBRARIES:
+        raise ValueError(f"unknown Vega library {name!r}: expected one of {sorted(VEGA_LIBRARIES)}")
+    source = ((node_modules or node_modules_dir()) / VEGA_LIBRARIES[name]).read_text(encoding="utf-8")
+    return (
+        f"/* {VEGA_LIBRARIES[name]} for course_lib.explorers (see course_lib/book_assets.py) */\n"
+        "(function (define, module, exports) {\n" + source + "\n}).call(window, undefined, undefined, undefined);\n"
+    )
+
+
+def vega_library_target(name: str) -> str:
+    """Where the wrapped Vega library lives under ``_static/`` in the built book."""
+    return f"{STATIC_DIR}/vega/{name}.js"
 
 
 def bertviz_library_target(name: str) -> str:
@@ -216,6 +246,7 @@ def stage(static_root: pathlib.Path, node_modules: pathlib.Path | None = None) -
     for asset in ASSETS:
         written += _copy_tree(nm / asset.package / asset.source, static_root / STATIC_DIR / asset.target, asset.exclude)
     generated = {bertviz_library_target(name): wrapped_library(name, nm) for name in BERTVIZ_LIBRARIES}
+    generated.update({vega_library_target(name): wrapped_global(name, nm) for name in VEGA_LIBRARIES})
     generated.update({f"{STATIC_DIR}/{name}": text for name, text in GENERATED.items()})
     for target, text in generated.items():
         out = static_root / target

@@ -8,7 +8,10 @@ With ``node_modules/`` installed (``make book`` runs ``npm ci``):
   then checks that every local path ``_config.yml`` names (``mathjax_path``,
   ``nb_ipywidgets_js``) is one of them. It also exports ``COURSE_NODE_MODULES`` so the
   notebooks executed by the build find the same files.
-* ``html-page-context``: lists each page script once (see ``_drop_duplicate_scripts``).
+* ``html-page-context``: lists each page script once (see ``_drop_duplicate_scripts``), and
+  adds vega, vega-lite and vega-embed to the pages that hold an explorer (``course_lib.explorers``).
+* ``build-finished``: removes the theme's ``fontawesome.js`` (543 kB compressed) from every page;
+  its CSS draws the same icons with web fonts (see ``_drop_fontawesome_js``).
 * ``doctree-resolved``: replaces the d3/jQuery copies that ``course_lib.viz`` inlines
   into each bertviz view by ``<script src>`` links to ``_static/course-assets/bertviz/``.
 
@@ -99,6 +102,26 @@ def _link_inline_assets(app: Sphinx, doctree: nodes.document, docname: str) -> N
             node += nodes.Text(_INLINE_ASSET.sub(link, text))
 
 
+#: Where the explorers' libraries come from when node_modules/ is missing (the versions of package.json).
+VEGA_CDN = {
+    "vega": "https://cdn.jsdelivr.net/npm/vega@6.4.0/build/vega.min.js",
+    "vega-lite": "https://cdn.jsdelivr.net/npm/vega-lite@6.4.1/build/vega-lite.min.js",
+    "vega-embed": "https://cdn.jsdelivr.net/npm/vega-embed@7.3.0/build/vega-embed.min.js",
+}
+
+
+def _add_explorer_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Load vega, vega-lite and vega-embed (in that order) on the pages that hold an explorer, and only there."""
+    from course_lib.explorers import MARKER
+
+    if MARKER not in (context.get("body") or ""):
+        return
+    for i, name in enumerate(book_assets.VEGA_LIBRARIES):
+        staged = getattr(app, "course_assets_staged", False)
+        # called during html-page-context, add_js_file adds the script to this page only
+        app.add_js_file(book_assets.vega_library_target(name) if staged else VEGA_CDN[name], priority=600 + i)
+
+
 def _publish_demo_models(app: Sphinx, exception: Exception | None) -> None:
     """Copy the models the chapters exported (``course_lib.browser_demos``) into ``_static/course-models/``.
 
@@ -119,6 +142,22 @@ def _publish_demo_models(app: Sphinx, exception: Exception | None) -> None:
             out = pathlib.Path(app.outdir) / "_static" / SITE_FOLDER / f.relative_to(source)
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, out)
+
+
+#: pydata-sphinx-theme's Font Awesome as JavaScript (SVG icons): 543 kB gzip-compressed on every page,
+#: for icons that its CSS already draws with the Font Awesome web fonts it loads anyway.
+_FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
+
+
+def _drop_fontawesome_js(app: Sphinx, exception) -> None:
+    """Remove the theme's fontawesome.js from every page (the icons stay: the CSS web fonts draw them)."""
+    if exception or app.builder is None or app.builder.format != "html":
+        return
+    for page in pathlib.Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        slim = _FONTAWESOME_JS.sub("", text)
+        if slim != text:
+            page.write_text(slim, encoding="utf-8")
 
 
 def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
@@ -155,5 +194,7 @@ def setup(app: Sphinx) -> dict:
 
     os.environ[ENV_MODELS] = str(pathlib.Path(app.outdir).parent / ".course-models")
     app.connect("build-finished", _publish_demo_models)
+    app.connect("html-page-context", _add_explorer_scripts, priority=450)  # before the de-duplication
     app.connect("html-page-context", _drop_duplicate_scripts)
+    app.connect("build-finished", _drop_fontawesome_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
