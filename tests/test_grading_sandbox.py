@@ -63,6 +63,10 @@ def test_the_references_of_the_graded_assignment_are_withheld(tmp_path):
     assert ("course_lib.attention", "scaled_dot_product_attention") in libview.references("ch03_scaled_dot_product")
     # a building block an exercise's locked cells hand out is not withheld
     assert ("course_lib.attention", "scaled_dot_product_attention") not in libview.references("ch04_multi_head")
+    # chapter 4's part (c) hands the course's MultiHeadAttention to the learner's code: kept in the
+    # sandbox, but an answer that imports it is still not the learner's own
+    assert ("course_lib.attention", "MultiHeadAttention") not in libview.references("ch04_multi_head")
+    assert ("course_lib.attention", "MultiHeadAttention") in libview.references("ch04_multi_head", in_answers=True)
     pkg = libview.build("ch03_scaled_dot_product", tmp_path)
     attention = (pkg / "attention.py").read_text()
     assert libview.WITHHELD in attention and "def scaled_dot_product_attention" in attention

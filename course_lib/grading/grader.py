@@ -564,7 +564,7 @@ class _RunFiles:
     def refs(self, assignment: str) -> list:
         with self._lock:
             if assignment not in self._refs:
-                self._refs[assignment] = libview.references(assignment, self.solutions_dir)
+                self._refs[assignment] = libview.references(assignment, self.solutions_dir, in_answers=True)
             return self._refs[assignment]
 
     def inputs(self, source: SourceNotebook) -> tuple[dict, Path]:

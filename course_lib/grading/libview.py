@@ -8,7 +8,8 @@ copy of what the checks compare against (``build``):
   module (``from course_lib.attention import scaled_dot_product_attention as
   reference_sdpa``), unless one of the assignment's locked cells imports it too
   (a building block the exercise hands out, such as ``MultiHeadAttention`` in
-  chapter 7). In the copy, its definition is replaced by a stub that raises
+  chapter 7) or the checks' ``run`` needs it in the sandbox (chapter 4's part (c)
+  hands the course's ``MultiHeadAttention`` to the learner's converter). In the copy, its definition is replaced by a stub that raises
   ``WITHHELD``: neither the object nor its source text is in the sandbox.
 - **every check's ``verify``** (all assignments): its body becomes a ``raise``,
   and module-level functions and constants that only ``verify`` used are removed
@@ -38,13 +39,44 @@ WITHHELD = "is course_lib's reference for this assignment and is withheld while 
 
 def _course_lib_imports(tree: ast.AST) -> list[tuple[str, str]]:
     """(module, name) for every ``from course_lib.X import name`` in ``tree`` (X not checks)."""
+    return [(module, name) for module, name, _ in _course_lib_imports_as(tree)]
+
+
+def _course_lib_imports_as(tree: ast.AST) -> list[tuple[str, str, str]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("course_lib."):
             if node.module.startswith(("course_lib.checks", "course_lib.grading")):
                 continue
-            found += [(node.module, a.name) for a in node.names]
+            found += [(node.module, a.name, a.asname or a.name) for a in node.names]
     return found
+
+
+def _loads(nodes) -> set[str]:
+    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _run_side_names(tree: ast.Module) -> set[str]:
+    """Names the sandbox needs: used by checks' ``run`` (and other methods but ``verify`` and
+    ``make_inputs``, which run in the grader) or at module level, closed over module-level functions."""
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    roots: list[ast.AST] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            roots += node.bases
+            roots += [item for item in node.body
+                      if not (isinstance(item, ast.FunctionDef) and item.name in ("verify", "make_inputs"))]
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Import, ast.ImportFrom)):
+            roots.append(node)
+    used = _loads(roots)
+    todo = [f for f in used if f in functions]
+    while todo:
+        name = todo.pop()
+        for new in _loads([functions[name]]) - used:
+            used.add(new)
+            if new in functions:
+                todo.append(new)
+    return used
 
 
 def _locked_imports(assignment: str, solutions_dir: Path) -> set[tuple[str, str]]:
@@ -64,17 +96,23 @@ def _locked_imports(assignment: str, solutions_dir: Path) -> set[tuple[str, str]
     return allowed
 
 
-def references(assignment: str, solutions_dir: Path | None = None) -> list[tuple[str, str]]:
-    """The (module, name) pairs withheld from the sandbox when ``assignment`` is graded."""
+def references(assignment: str, solutions_dir: Path | None = None, in_answers: bool = False) -> list[tuple[str, str]]:
+    """The (module, name) pairs withheld from the sandbox when ``assignment`` is graded.
+
+    ``in_answers``: also those the sandbox must keep for the checks' ``run``: an answer
+    that imports them is still not the learner's own (``course_lib.grading.ownwork``).
+    """
     from course_lib.grading.release import SOLUTIONS
 
     path = LIB / "checks" / f"{assignment}.py"
     if not path.is_file():
         return []
     allowed = _locked_imports(assignment, solutions_dir or SOLUTIONS)
+    tree = ast.parse(path.read_text())
+    needed = _run_side_names(tree)
     withheld = []
-    for module, name in _course_lib_imports(ast.parse(path.read_text())):
-        if (module, name) in allowed or (module, name) in withheld:
+    for module, name, alias in _course_lib_imports_as(tree):
+        if (module, name) in allowed or (module, name) in withheld or (alias in needed and not in_answers):
             continue
         obj = getattr(importlib.import_module(module), name, None)
         if inspect.isfunction(obj) or (inspect.isclass(obj) and _is_module_class(obj)):
