@@ -157,6 +157,17 @@ class GoodMHA(nn.Module):
         return out, (weights.mean(1) if self.average else weights)
 
 
+class SwappedMHA(nn.Module):
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        self.inner = GoodMHA(d_model, n_heads)
+        self.q_proj, self.k_proj, self.v_proj, self.out_proj = self.inner.q_proj, self.inner.k_proj, self.inner.v_proj, self.inner.out_proj
+
+    def forward(self, query, key, value, mask=None):
+        out, weights = self.inner(query, key, value, mask)
+        return weights, out
+
+
 def variant(**kwargs):
     return lambda d_model, n_heads: GoodMHA(d_model, n_heads, **kwargs)
 
@@ -188,6 +199,7 @@ MHA_CASES = [
         (variant(dim=-2), "softmax over the wrong axis"),
         (variant(average=True), "not their average"),
         (NoProjections, "q_proj"),
+        (lambda d_model, n_heads: SwappedMHA(d_model, n_heads), "wrong order"),
     ]),
     (check_multi_head_attention_other_sizes, GoodMHA, [
         (variant(scale="model"), "sqrt(d_model // n_heads)"),

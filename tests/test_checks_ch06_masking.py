@@ -136,6 +136,7 @@ ATTENTION_MISTAKES = [
     (ignores_mask, "the mask is not applied"),
     (fill_zero, "masked scores were set to 0"),
     (mask_on_queries, "applied to the queries"),
+    (lambda q, k, v, mask: sdpa_pair(q, k, v, mask)[::-1], "wrong order"),
 ]
 
 ATTENTION_CASES = [

@@ -307,6 +307,14 @@ class PositionByToken(Embeddings):
         return self.dropout(self.norm(self.word_embeddings(input_ids) + self.segment_embeddings(segment_ids) + pos))
 
 
+class PositionsFromOne(Embeddings):
+    def forward(self, input_ids, segment_ids=None):
+        if segment_ids is None:
+            segment_ids = torch.zeros_like(input_ids)
+        pos = self.position_embeddings(torch.arange(1, input_ids.shape[1] + 1))
+        return self.dropout(self.norm(self.word_embeddings(input_ids) + self.segment_embeddings(segment_ids) + pos))
+
+
 EMBEDDING_MISTAKES = [
     (_variant("no_segment"), "segment embedding is missing"),
     (_variant("no_position"), "position embedding is missing"),
@@ -361,7 +369,10 @@ KEY_MAP_MISTAKES = [
 ]
 
 CASES = [
-    (check_bert_embeddings, Embeddings, EMBEDDING_MISTAKES + [(_variant("by_batch"), "not the batch axis")]),
+    (check_bert_embeddings, Embeddings, EMBEDDING_MISTAKES + [
+        (_variant("by_batch"), "not the batch axis"),
+        (PositionsFromOne, "positions start at 0"),
+    ]),
     (check_bert_embeddings_other_sizes, Embeddings, EMBEDDING_MISTAKES + [(TwoSegments, "segment_embeddings.weight: expected shape (3, 8)")]),
     (check_mask_tokens, mask_tokens, MASKING_MISTAKES),
     (check_mask_tokens_other_rate, mask_tokens, MASKING_MISTAKES + [

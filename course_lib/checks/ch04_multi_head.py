@@ -370,6 +370,10 @@ class MultiHeadAttentionCheck(Check):
         ]
         # 1. shapes
         for label, key, _, _, length in cases:
+            o, w = outputs[f"{key}_out"], outputs[f"{key}_weights"]
+            if isinstance(o, torch.Tensor) and isinstance(w, torch.Tensor) and tuple(o.shape) == (b, h, t, length) and tuple(w.shape) == (b, t, c):
+                raise CheckFailed(f"the two results come in the wrong order: your first result has the weights' shape (B, H, T, S) "
+                                  f"and your second the output's (B, T, C)\nHint: return (out, weights), in that order")
             expect_shape(outputs[f"{key}_out"], (b, t, c), f"out ({label})", hint="out has the query's shape (B, T, d_model)")
             w = expect_tensor(outputs[f"{key}_weights"], f"weights ({label})")
             if key == "cross" and tuple(w.shape) == (b, h, t, t) and t != s:

@@ -239,6 +239,10 @@ class MaskedAttentionCheck(Check):
         full = mask.expand(Bn, Hn, Tn, Tn)
         allowed_any = full.any(-1)  # (B, H, T): False on fully masked rows
         # 1. shapes
+        o, w = outputs["out"], outputs["weights"]
+        if isinstance(o, torch.Tensor) and isinstance(w, torch.Tensor) and tuple(o.shape) == (Bn, Hn, Tn, Tn) and tuple(w.shape) == (Bn, Hn, Tn, v.shape[-1]):
+            raise CheckFailed("the two results come in the wrong order: your first result has the weights' shape and your second "
+                              "the output's\nHint: return (out, weights), in that order")
         out = expect_shape(outputs["out"], (Bn, Hn, Tn, v.shape[-1]), "out")
         weights = expect_shape(outputs["weights"], (Bn, Hn, Tn, Tn), "weights").detach().double()
         # 2. behaviour

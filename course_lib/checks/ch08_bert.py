@@ -58,6 +58,8 @@ def _embed(w: dict, ids: torch.Tensor, segments: torch.Tensor, eps: float = 1e-1
         return norm(word) + seg + pos
     if mistake == "position_by_batch":
         return norm(word + seg + w["position_embeddings.weight"][:B][:, None, :])
+    if mistake == "positions_from_1":
+        return norm(word + seg + w["position_embeddings.weight"][1 : T + 1]) if T + 1 <= w["position_embeddings.weight"].shape[0] else None
     if mistake == "position_by_token":
         return norm(word + seg + w["position_embeddings.weight"][ids.clamp(max=w["position_embeddings.weight"].shape[0] - 1)])
     return norm(word + seg + pos)
@@ -70,6 +72,7 @@ EMBEDDING_HINTS = {
     "norm_first": "normalise the *sum* of all three embeddings, not the word embedding alone",
     "position_by_batch": "positions index the sequence axis (0..T-1), not the batch axis",
     "position_by_token": "the position table is indexed by the position t, not by the token id",
+    "positions_from_1": "positions start at 0: the first token uses position_embeddings row 0 (torch.arange(T))",
 }
 
 
@@ -139,8 +142,8 @@ class BertEmbeddingsCheck(Check):
         # 2. behaviour + 3. values
         ref = _embed(w, ids, segments)
         if not is_close(out, ref):
-            hint = next((h for m, h in EMBEDDING_HINTS.items() if is_close(out, _embed(w, ids, segments, mistake=m))), None)
-            expect_close(out, ref, "embeddings", hint=hint or "x = LayerNorm(word[ids] + segment[segment_ids] + position[0..T-1]), then dropout")
+            hint = next((h for m, h in EMBEDDING_HINTS.items() if (alt := _embed(w, ids, segments, mistake=m)) is not None and is_close(out, alt)), None)
+            expect_close(out, ref, "embeddings", hint=hint or "x = LayerNorm(word[ids] + segment[segment_ids] + position[0..T-1]), then dropout", axes="B T C")
         ref_default = _embed(w, ids, torch.zeros_like(ids))
         expect_close(outputs["out_default"], ref_default, "embeddings without segment_ids",
                      hint="segment_ids=None means every token is in segment 0 (sentence A): use zeros shaped like input_ids")  # fmt: skip
