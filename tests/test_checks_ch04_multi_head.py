@@ -144,7 +144,7 @@ class GoodMHA(nn.Module):
             q, k, v = (split_heads(p(x), self.n_heads) for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
         else:
             q, k, v = (p(x).reshape(x.shape[0], self.n_heads, x.shape[1], -1) for p, x in ((self.q_proj, query), (self.k_proj, key), (self.v_proj, value)))
-        d = {"head": q.shape[-1], "model": query.shape[-1], "none": 1}[self.scale]
+        d = {"head": q.shape[-1], "model": query.shape[-1], "none": 1, "d_k_not_sqrt": q.shape[-1] ** 2, "T": query.shape[1]}[self.scale]
         scores = q @ k.transpose(-2, -1) / math.sqrt(d)
         if mask is not None and self.use_mask:
             keep = ~mask if self.invert else mask
@@ -188,6 +188,8 @@ MHA_CASES = [
     (check_multi_head_attention, GoodMHA, [
         (variant(scale="model"), "sqrt(d_model // n_heads)"),
         (variant(scale="none"), "not scaled"),
+        (variant(scale="d_k_not_sqrt"), "divided the scores by d_k"),
+        (variant(scale="T"), "a wrong scale"),
         (variant(out_proj=False), "output projection is missing"),
         (variant(merge="no_transpose"), "merged in the wrong order"),
         (variant(invert=True), "polarity is inverted"),

@@ -17,6 +17,7 @@ from course_lib.checks._core import (
     CheckFailed,
     diagnose_mask,
     expect_close,
+    fit_scale,
     expect_shape,
     expect_tensor,
     is_close,
@@ -266,6 +267,14 @@ def _diagnose_mha(params, n_heads, query, key, value, mask, got_out, got_weights
         ref_out, ref_w = _mha(params, n_heads, query, key, value, mask)
         if is_close(got_weights, ref_w, atol=1e-4):
             return "the weights are right but out is not: check the merge of the heads and out_proj"
+        if mask is None:
+            d = query.shape[-1] // n_heads
+            c = fit_scale(got_weights, _mha_scores(params, n_heads, query, key) * math.sqrt(d))
+            if c is not None:
+                named = {1 / d: "you divided the scores by d_k; the paper divides by sqrt(d_k), d_k = d_model // n_heads"}
+                hint = next((h for v, h in named.items() if abs(c - v) <= 1e-4 * v), None)
+                return hint or (f"your weights are softmax(c * q k^T) per head with c = {c:.4g}: a wrong scale; it must be "
+                                f"1 / sqrt(d_k) = {1 / math.sqrt(d):.4g} with d_k = d_model // n_heads = {d}")
     return "compare each step with the formula: project, split, attend per head, merge, out_proj"
 
 
