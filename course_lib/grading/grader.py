@@ -451,7 +451,7 @@ def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job
     runner = [sys.executable, "-m", "course_lib.grading.runner"]
     if sandboxed:
         job["rlimits"] = sandbox.rlimits(limits.processes, max(memory, 2**30), limits.scratch_mb * 2**20, cpu)
-        argv = sandbox.command([*runner, sandbox.INPUT, sandbox.JOB], inp, lib_pkg, libview.LIB, limits.scratch_mb)
+        argv = sandbox.command([*runner, sandbox.INPUT, sandbox.JOB], inp, lib_pkg, libview.imported_package(), limits.scratch_mb)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     else:
         scratch = job_dir / "scratch"

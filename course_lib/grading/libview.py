@@ -33,6 +33,14 @@ from pathlib import Path
 from course_lib.grading.release import ROOT
 
 LIB = ROOT / "course_lib"
+def imported_package() -> Path:
+    """Where Python imports course_lib from (the checkout for an editable install, else site-packages):
+    the sandbox binds its copy there, over everything else."""
+    import course_lib
+
+    return Path(course_lib.__file__).resolve().parent
+
+
 #: the message of the stub that replaces a withheld reference (the grader looks for it)
 WITHHELD = "is course_lib's reference for this assignment and is withheld while grading"
 
