@@ -3,11 +3,14 @@
 ``release``   - exercises/ from solutions/ (nbgrader generate_assignment); ``make exercises``
 ``recorder``  - saves check outputs from inside the kernel (only when grading)
 ``notebooks`` - reads sources and submissions, detects tampering, builds what runs
-``kernel``    - the limited IPython kernel a submission runs in
+``kernel``    - the limited IPython kernel a submission runs in (checks only record there)
 ``runner``    - the worker process: executes one notebook with nbclient
-``grader``    - verdicts outside the kernel, the gradebook, parallel runs
+``sandbox``   - the bubblewrap sandbox runner and kernel run in (one per notebook)
+``libview``   - the sandbox's course_lib: the assignment's references and every verify() withheld
+``ownwork``   - a static reading of answer cells: references, answer keys, check machinery
+``grader``    - verdicts outside the sandbox, the gradebook, parallel runs
 ``feedback``  - per-student HTML with hidden tests removed
-The command line is ``course`` (``course_lib.cli``); see chapters/grading_guide.md.
+The command line is ``course`` (``course_lib.cli``); see chapters/grading_guide.md (threat model).
 """
 
 import sys as _sys

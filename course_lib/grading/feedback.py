@@ -20,7 +20,7 @@ import nbformat
 
 from course_lib.grading.notebooks import GRADER_TAG, Prepared, SourceNotebook, strip_for_feedback
 
-_ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u231b", "tampered": "\u26a0",
+_ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u231b", "tampered": "\u26a0", "not_own_work": "\u26a0",
          "missing": "\u2718", "unreadable": "\u2718"}
 
 
