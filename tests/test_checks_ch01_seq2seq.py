@@ -1,6 +1,7 @@
 """Every ch01 check passes on the right answer and fails, with the right hint, on planted mistakes."""
 
 import torch
+
 from torch import nn
 
 from course_lib.attention import AdditiveScore as ReferenceAdditive

@@ -2,11 +2,11 @@
 
 import math
 
-import pytest
 import torch
+
 from torch import nn
 
-from course_lib.attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
+from course_lib.attention import MultiHeadAttention, merge_heads, split_heads
 from course_lib.checks.ch04_multi_head import (
     check_copy_into_torch,
     check_merge_heads,
@@ -18,8 +18,7 @@ from course_lib.checks.ch04_multi_head import (
     check_torch_masks,
 )
 
-from check_cases import fails_with, planted_mistake_tests
-
+from check_cases import planted_mistake_tests
 
 # ------------------------------------------------------------------ (a) split / merge
 

@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from course_lib.checks.ch05_positional_encoding import (

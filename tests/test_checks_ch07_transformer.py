@@ -2,9 +2,9 @@
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
+
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention
@@ -20,11 +20,10 @@ from course_lib.checks.ch07_transformer import (
     check_lrate,
     check_lrate_peak,
 )
-from course_lib.masks import causal_mask, combine_masks
+from course_lib.masks import causal_mask
 from course_lib.transformer import FeedForward
 
 from check_cases import fails_with, planted_mistake_tests
-
 
 # --------------------------------------------------------------------------- (a) encoder layer
 

@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+
 from torch import nn
 
 from course_lib.bert import BertEmbeddings, MaskedLMHead, hf_key_map, mask_tokens
@@ -17,7 +18,6 @@ from course_lib.checks.ch08_bert import (
 )
 
 from check_cases import fails_with, planted_mistake_tests
-
 
 # ------------------------------------------------------------------ (a) embeddings
 

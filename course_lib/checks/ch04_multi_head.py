@@ -17,9 +17,9 @@ from course_lib.checks._core import (
     CheckFailed,
     diagnose_mask,
     expect_close,
-    fit_scale,
     expect_shape,
     expect_tensor,
+    fit_scale,
     is_close,
     randn,
     student_call,
@@ -381,8 +381,8 @@ class MultiHeadAttentionCheck(Check):
         for label, key, _, _, length in cases:
             o, w = outputs[f"{key}_out"], outputs[f"{key}_weights"]
             if isinstance(o, torch.Tensor) and isinstance(w, torch.Tensor) and tuple(o.shape) == (b, h, t, length) and tuple(w.shape) == (b, t, c):
-                raise CheckFailed(f"the two results come in the wrong order: your first result has the weights' shape (B, H, T, S) "
-                                  f"and your second the output's (B, T, C)\nHint: return (out, weights), in that order")
+                raise CheckFailed("the two results come in the wrong order: your first result has the weights' shape (B, H, T, S) "
+                                  "and your second the output's (B, T, C)\nHint: return (out, weights), in that order")
             expect_shape(outputs[f"{key}_out"], (b, t, c), f"out ({label})", hint="out has the query's shape (B, T, d_model)")
             w = expect_tensor(outputs[f"{key}_weights"], f"weights ({label})")
             if key == "cross" and tuple(w.shape) == (b, h, t, t) and t != s:
@@ -396,7 +396,7 @@ class MultiHeadAttentionCheck(Check):
         for label, key, kv, mask, length in cases:
             w = outputs[f"{key}_weights"].detach().double()
             if mask is not None:
-                ref_out, ref_w = _mha(params, h, x, kv, kv, None)
+                _, ref_w = _mha(params, h, x, kv, kv, None)
                 specific = _diagnose_mha(params, h, x, kv, kv, mask, outputs[f"{key}_out"], w)
                 if "mask" in specific:
                     raise CheckFailed(f"weights ({label}): masked keys (mask False) must get weight 0\nHint: {specific}")

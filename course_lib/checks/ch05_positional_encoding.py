@@ -6,7 +6,6 @@ Dimension legend: P number of positions, C d_model.
 from __future__ import annotations
 
 import hashlib
-import math
 
 import numpy as np
 import torch
