@@ -14,7 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from course_lib.grading.grader import STATUSES, Limits
+try:
+    from course_lib.grading.grader import STATUSES, Limits
+except ModuleNotFoundError as error:  # a learner's core install, without the grader
+    raise SystemExit(
+        f"course: the grader needs course_lib's [grade] extra ({error.name} is not installed): "
+        "pip install 'course_lib[grade]' (in a clone of the course: `make lab` or `pip install -e '.[grade]'`)"
+    ) from error
 
 DEFAULTS = Limits()
 

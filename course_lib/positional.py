@@ -242,7 +242,9 @@ class TableReport:
 
     def mismatch_frame(self, limit: int = 20):
         """The first ``limit`` mismatching cells as a pandas DataFrame (pos, dim, expected, got, difference)."""
-        import pandas as pd
+        from course_lib.extras import require
+
+        pd = require("pandas", "chapters", "mismatch_frame")
 
         rows = [
             {"pos": m.pos, "dim": m.dim, "expected": m.expected, "got": m.got, "difference": m.got - m.expected}

@@ -38,6 +38,7 @@ from typing import Sequence
 import torch
 
 from course_lib import book_assets
+from course_lib.extras import require
 
 #: Default token limits: beyond them drawing takes seconds and the view is unreadable anyway.
 MAX_TOKENS_HEAD_VIEW = 64
@@ -83,7 +84,7 @@ def _bertviz_parts(kind: str, attention, tokens, sentence_b_start, kwargs) -> tu
     display mode) and substitutes them for PYTHON_PARAMS in its JavaScript file; taking
     them back out of its output reuses all of that logic unchanged.
     """
-    import bertviz
+    bertviz = require("bertviz", "chapters", "the head and model views")
 
     view = getattr(bertviz, kind)
     page = view(attention, tokens, sentence_b_start, html_action="return", **kwargs).data
@@ -104,7 +105,7 @@ def _bertviz_parts(kind: str, attention, tokens, sentence_b_start, kwargs) -> tu
 
 
 def _bertviz_js(kind: str) -> str:
-    import bertviz
+    bertviz = require("bertviz", "chapters", "the head and model views")
 
     return (pathlib.Path(bertviz.__file__).parent / f"{kind}.js").read_text(encoding="utf-8")
 
