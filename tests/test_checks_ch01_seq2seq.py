@@ -104,6 +104,11 @@ def context_last_state(h, hs):
     return hs[:, -1], weights
 
 
+def context_sigmoid(h, hs):
+    weights = torch.sigmoid((hs * h.unsqueeze(1)).sum(-1))
+    return (hs * weights.unsqueeze(-1)).sum(1), weights
+
+
 def context_raw_scores(h, hs):
     scores = (hs * h.unsqueeze(1)).sum(-1)
     return (hs * scores.softmax(-1).unsqueeze(-1)).sum(1), scores
@@ -263,6 +268,7 @@ CASES = [
         (context_mean, "averaged (mean) over the source positions"),
         (context_last_state, "the last encoder state"),
         (context_raw_scores, "raw scores"),
+        (context_sigmoid, "you used sigmoid"),
         (not_implemented, "not implemented yet"),
     ]),
     (check_attention_context_other_sizes, context_ok, [

@@ -167,6 +167,12 @@ class SwappedMHA(nn.Module):
         return weights, out
 
 
+class BatchAveragedMHA(SwappedMHA):
+    def forward(self, query, key, value, mask=None):
+        out, weights = self.inner(query, key, value, mask)
+        return out, weights.mean(0)  # meant to average the heads: averages the batch (B == H here)
+
+
 def variant(**kwargs):
     return lambda d_model, n_heads: GoodMHA(d_model, n_heads, **kwargs)
 
@@ -201,6 +207,7 @@ MHA_CASES = [
         (variant(average=True), "not their average"),
         (NoProjections, "q_proj"),
         (lambda d_model, n_heads: SwappedMHA(d_model, n_heads), "wrong order"),
+        (lambda d_model, n_heads: BatchAveragedMHA(d_model, n_heads), "expected shape (3, 3, 5, 5)"),
     ]),
     (check_multi_head_attention_other_sizes, GoodMHA, [
         (variant(scale="model"), "sqrt(d_model // n_heads)"),

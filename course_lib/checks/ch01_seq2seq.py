@@ -133,6 +133,8 @@ def _diagnose_weights(weights, h, hs, mask=None) -> str:
         return f"your weights are softmax(c * h . hs_s) with c = {c:.4g}: chapter 1's score is the plain dot product, c = 1"
     if is_close(weights, scores):
         return "these are the raw scores: apply softmax over the source positions"
+    if is_close(weights, torch.sigmoid(scores)):
+        return "you used sigmoid: the weights are a softmax over the source positions, so each row sums to 1"
     hint = "score_s = h . hs_s (multiply h[:, None, :] by hs and sum over the hidden axis C), then softmax over S"
     if hs.shape[1] == hs.shape[2]:
         hint += (". Here S == C, so a sum or transpose over the wrong axis keeps the right shapes: "

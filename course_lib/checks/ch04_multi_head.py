@@ -388,7 +388,9 @@ class MultiHeadAttentionCheck(Check):
             if key == "cross" and tuple(w.shape) == (b, h, t, t) and t != s:
                 raise CheckFailed(f"weights ({label}): expected {(b, h, t, s)} (one column per memory position), got {tuple(w.shape)}\n"
                                   "Hint: the keys and values must come from the key and value arguments (the memory), not from the query")
-            if tuple(w.shape) == (b, t, length):
+            kv_case = {"self": x, "cross": memory, "causal": x}[key]
+            mask_case = {"self": None, "cross": inputs["pad_mask"], "causal": inputs["causal"]}[key]
+            if tuple(w.shape) == (b, t, length) and is_close(w, _mha(params, h, x, kv_case, kv_case, mask_case)[1].mean(1), atol=1e-4):
                 raise CheckFailed(f"weights ({label}): expected per-head weights (B, H, T, S) = {(b, h, t, length)}, got {tuple(w.shape)}\n"
                                   "Hint: return the weights of every head, not their average")
             expect_shape(w, (b, h, t, length), f"weights ({label})", hint="one (T, S) matrix per head: (B, H, T, S)")

@@ -461,6 +461,8 @@ def _smoothing_variants(logits, target, eps, pad_id) -> dict[str, torch.Tensor]:
     return variants | {
         "padded target positions are included in the mean: leave out every position whose target is pad_id": per_token.mean(),
         "you summed over the tokens; the loss is the mean over the real (non-pad) tokens": (per_token * keep).sum(),
+        "you divided by the number of all positions, pads included; divide by the number of real (non-pad) tokens":
+            (per_token * keep).sum() / keep.numel(),
         "you spread eps over the V - 1 wrong classes; this course (like torch's label_smoothing) gives eps / V to "
         "every class, the true one included: q = (1 - eps) one_hot + eps / V": mean_real((1 - eps) * nll + eps * others),
         "you left the pad class out of the smoothing (and the true class): here, as in torch, eps / V goes to "
