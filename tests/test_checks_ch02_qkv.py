@@ -242,7 +242,7 @@ CASES = [
     (check_cross_attention, cross_ok, [
         (cross_is_self_attention, "keys (and values) come from the ENCODER"),
         (cross_queries_from_encoder, "queries and keys are swapped"),
-        (cross_values_from_decoder_last, "values come from the encoder"),
+        (cross_values_from_decoder_last, "out = weights @ v with v = x_enc @ W_v"),
         (cross_scaled, "no scale yet"),
         (cross_swapped, "wrong order"),
         (cross_wrong_axis, "wrong axis"),

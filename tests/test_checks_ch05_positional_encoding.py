@@ -82,7 +82,14 @@ def table_even_d_only(n, d):  # the vectorised version that breaks on an odd d_m
     return pe
 
 
+def table_sin_only(n, d):
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    i2 = 2 * (torch.arange(d) // 2)  # 2i of each column's pair
+    return torch.sin(pos / 10000 ** (i2 / d))
+
+
 TABLE_MISTAKES = [
+    (table_sin_only, "you used sin for every column"),
     (faulty("i_instead_of_2i"), "2i / d_model with i the pair index"),
     (faulty("column_as_2i"), "every cosine column is off"),
     (faulty("column_as_i"), "*pair* index"),

@@ -331,7 +331,10 @@ class CrossAttentionCheck(Check):
         if is_close(weights.detach().double(), (xe @ Wq @ (xd @ Wk).transpose(-2, -1)).softmax(-1)):
             hint = "queries and keys are swapped: the queries come from the decoder (x_dec @ W_q), the keys from the encoder"
         expect_close(weights, ref_weights, "weights", hint=hint)
-        expect_close(out, ref_out, "out", hint="out = weights @ (x_enc @ W_v): the values come from the encoder, like the keys")
+        out_hint = "out = weights @ v with v = x_enc @ W_v"
+        if t == s and is_close(out, ref_weights @ (xd @ Wv)):
+            out_hint = "the values come from the encoder, like the keys: v = x_enc @ W_v, not x_dec @ W_v"
+        expect_close(out, ref_out, "out", hint=out_hint, axes="B T Dv")
         leaves = leaf_copies(xd, xe, Wq, Wk, Wv)
         (_attend(leaves[0] @ leaves[2], leaves[1] @ leaves[3], leaves[1] @ leaves[4])[0] * inputs["grad"]).sum().backward()
         expect_grads(outputs["grads"], [l.grad for l in leaves], ("x_dec", "x_enc", "W_q", "W_k", "W_v"), "cross_attention")

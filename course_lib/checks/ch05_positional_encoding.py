@@ -55,6 +55,11 @@ def _diagnose_table(got: torch.Tensor, n: int, d: int) -> str:
     pos = torch.arange(n, dtype=torch.float64)[:, None]
     j = torch.arange(d)[None, :]
     angles = pos / 10000 ** (2 * (2 * torch.div(j, 2, rounding_mode="floor")).double() / d)
+    right_angles = pos / 10000 ** ((2 * torch.div(j, 2, rounding_mode="floor")).double() / d)
+    if is_close(got, right_angles.sin(), atol=1e-6):
+        return "the odd columns must be cosines: PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)); you used sin for every column"
+    if is_close(got, right_angles.cos(), atol=1e-6):
+        return "the even columns must be sines: PE(pos, 2i) = sin(pos / 10000^(2i/d_model)); you used cos for every column"
     if is_close(got, torch.where(j % 2 == 0, angles.sin(), angles.cos()), atol=1e-6):
         return ("the exponent is 2i / d_model with i the pair index; you used 2 * (2i) (in a loop over range(0, d_model, 2) "
                 "the loop variable is already 2i)")
@@ -91,7 +96,8 @@ class EncodingTableCheck(Check):
             # behaviour: row 0 is 0, 1, 0, 1, ... (sin 0, cos 0)
             row0 = ref[0]
             if not is_close(got[0], row0, atol=1e-9):
-                raise CheckFailed(f"{what}: row 0 (position 0) should read {row0.tolist()}, got {[round(float(v), 4) for v in got[0]]}\nHint: {_diagnose_table(got, n, d)}")
+                hint = _diagnose_table(got, n, d) or "row 0 is position 0: sin(0) = 0 in the even columns, cos(0) = 1 in the odd ones"
+                raise CheckFailed(f"{what}: row 0 (position 0) should read {row0.tolist()}, got {[round(float(v), 4) for v in got[0]]}\nHint: {hint}")
             expect_close(got.double(), ref, what, hint=_diagnose_table(got, n, d), atol=1e-9, rtol=0.0, axes="position column")
 
 
