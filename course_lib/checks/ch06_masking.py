@@ -279,8 +279,7 @@ class MaskedAttentionCheck(Check):
             raise CheckFailed(f"weights: masked keys (pad or future) must get weight exactly 0, got up to {mx:.3g}\nHint: {hint}")
         sums = weights.sum(-1)
         if not torch.allclose(sums[allowed_any], torch.ones_like(sums[allowed_any]), atol=1e-5):
-            hint = ("you zeroed the masked weights after a softmax over *all* keys, so the rest no longer sum to 1; "
-                    "fill the scores with a very negative number before the softmax")
+            hint = "take the softmax over the last axis (the keys) after filling the scores of masked keys"
             raise CheckFailed(f"weights: each query's weights over the keys it may see should sum to 1, got sums like "
                               f"{[round(float(s), 4) for s in sums[allowed_any][:4]]}\nHint: {hint}")
         if bool((weights[~allowed_any] != 0).any()):
