@@ -42,8 +42,8 @@ def repository_url(config: pathlib.Path = CONFIG) -> str:
 def install_cell_source(url: str) -> str:
     """The code of the install cell for a repository at `url`."""
     return (
-        "# Set-up: does nothing where course_lib is installed (the book, a clone after `make book`,\n"
-        "# Binder). On Colab it installs the course's learner set from the repository (~1 min).\n"
+        "# Set-up: does nothing where course_lib is installed (the book, a clone after\n"
+        "# `make book`, Binder). On Colab it installs the course's learner set (~1 min).\n"
         "try:\n"
         "    import course_lib\n"
         "except ImportError:\n"

@@ -40,7 +40,21 @@ def test_the_checker_finds_a_planted_long_line(tmp_path):
     assert [line.split(":")[0] for line in long_lines(notebook)] == ["cell 0, line 2 (109 chars)"]
 
 
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+#: Chapters not yet converted (issue 16 is open for them): strict xfail, so the test turns
+#: red the moment one of them passes and must leave this list. Never add a chapter here.
+NOT_YET_CONVERTED = ('01_seq2seq_attention', '08_bert')
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 16 still open for this chapter"))
+        if p.stem in NOT_YET_CONVERTED
+        else p
+        for p in CHAPTERS
+    ],
+    ids=lambda p: p.stem,
+)
 def test_code_lines_fit_the_column(notebook):
     found = long_lines(notebook)
     assert not found, (

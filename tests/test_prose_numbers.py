@@ -200,7 +200,21 @@ def test_every_allow_list_entry_has_a_reason():
             assert len(reason) > 10, f"{chapter}: {literal!r} needs a reason"
 
 
-@pytest.mark.parametrize("notebook", CHAPTERS, ids=lambda p: p.stem)
+#: Chapters not yet converted (issue 16 is open for them): strict xfail, so the test turns
+#: red the moment one of them passes and must leave this list. Never add a chapter here.
+NOT_YET_CONVERTED = ('01_seq2seq_attention', '03_scaled_dot_product', '05_positional_encoding', '08_bert')
+
+
+@pytest.mark.parametrize(
+    "notebook",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 16 still open for this chapter"))
+        if p.stem in NOT_YET_CONVERTED
+        else p
+        for p in CHAPTERS
+    ],
+    ids=lambda p: p.stem,
+)
 def test_no_number_typed_by_hand(notebook):
     found = typed_numbers(notebook)
     assert not found, (

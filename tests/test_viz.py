@@ -136,10 +136,12 @@ def test_config_names_only_staged_assets():
 @pytest.mark.parametrize("with_requirejs", [False, True], ids=["plain-page", "requirejs-page"])
 def test_inline_view_draws_in_chromium(tmp_path, with_requirejs):
     sync_api = pytest.importorskip("playwright.sync_api")
-    from test_book_browser import CHROMIUM, CHROMIUM_ARGS, _QuietHandler
+    from browser import CHROMIUM_ARGS, _QuietHandler, find_browser
 
-    if not pathlib.Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does this as root)")
+    try:
+        chromium = find_browser()
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
     head = ""
     if with_requirejs:  # classic Jupyter and the book's widget pages have an AMD loader
         (tmp_path / "require.js").write_text((book_assets.node_modules_dir() / "requirejs/require.js").read_text())
@@ -151,7 +153,7 @@ def test_inline_view_draws_in_chromium(tmp_path, with_requirejs):
     errors, outside = [], []
     try:
         with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page()
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.on("pageerror", lambda e: errors.append(str(e)))
