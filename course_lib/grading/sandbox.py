@@ -89,10 +89,12 @@ def command(argv: list[str], input_dir: Path, lib_dir: Path, lib_target: Path, s
     """The bwrap argv that runs ``argv`` in the sandbox described in the module docstring."""
     bwrap = shutil.which("bwrap") or "bwrap"
     return [
-        bwrap, *_base_flags(), *_system_binds(),
+        # the scratch tmpfs first: a checkout or venv under /tmp is bound on top of it, not hidden by it
+        bwrap, *_base_flags(),
+        "--size", str(int(scratch_mb) * 2**20), "--perms", "1777", "--tmpfs", SCRATCH,
+        *_system_binds(),
         "--ro-bind", str(lib_dir), str(lib_target),
         "--ro-bind", str(input_dir), INPUT,
-        "--size", str(int(scratch_mb) * 2**20), "--perms", "1777", "--tmpfs", SCRATCH,
         "--clearenv",
         "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "--setenv", "HOME", f"{SCRATCH}/home",
@@ -120,7 +122,7 @@ def unavailable() -> str | None:
         return f"the sandbox needs Linux (bubblewrap); this is {sys.platform}"
     if not shutil.which("bwrap"):
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
-    probe = [shutil.which("bwrap"), *_base_flags(), *_system_binds(), "--tmpfs", SCRATCH, "--", sys.executable, "-c", "pass"]
+    probe = [shutil.which("bwrap"), *_base_flags(), "--tmpfs", SCRATCH, *_system_binds(), "--", sys.executable, "-c", "pass"]
     try:
         proc = subprocess.run(probe, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as err:
