@@ -1,7 +1,9 @@
 """The ``course`` command.
 
     course check NOTEBOOK                 score one notebook the way the grader does (learners)
-    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
+    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--shard K/N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
+    course export --format canvas|moodle|csv [--grades grades/] [--roster roster.csv] [--out FILE]
+    course merge SHARD_DIR ... --out DIR  combine the gradebooks of `course grade --shard K/N` runs
     course release [ASSIGNMENT ...]       regenerate exercises/ from solutions/ (= make exercises)
 
 See chapters/exercises_guide.md (learners) and chapters/grading_guide.md (instructors).
@@ -91,8 +93,26 @@ def cmd_check(args) -> int:
     return 0 if run.ok else 1
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from course_lib.grading.gradebook import GradebookError, parse_shard
+
+    try:
+        return parse_shard(text)
+    except GradebookError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _print_table(out: Path, what: str) -> None:
+    from course_lib.grading.gradebook import read_rows, terminal_table
+
+    print(terminal_table(read_rows(out)))
+    print(f"{what}: {out / 'gradebook.csv'} (a row per test cell), {out / 'summary.csv'} (a row per student), "
+          f"{out / 'gradebook.json'}; feedback: {out / 'feedback'}/")
+
+
 def cmd_grade(args) -> int:
-    from course_lib.grading.grader import grade, summarize
+    from course_lib.grading.gradebook import GradebookError
+    from course_lib.grading.grader import STATUSES, grade
     from course_lib.grading.sandbox import NO_SANDBOX_RISKS, unavailable
 
     submissions = Path(args.submissions)
@@ -114,12 +134,48 @@ def cmd_grade(args) -> int:
         total = sum(r.max_points for r in outcome.rows)
         print(f"  graded {task.student}/{task.assignment}/{task.notebook}: {got:g}/{total:g}", flush=True)
 
-    run = grade(submissions, out, _limits(args), jobs=args.jobs, assignments=args.assignment or None,
-                progress=None if args.quiet else progress, sandboxed=not args.no_sandbox)
-    for line in summarize(run.rows):
-        print(line)
-    print(f"gradebook: {out / 'gradebook.csv'} and {out / 'gradebook.json'}; feedback: {out / 'feedback'}/")
+    try:
+        run = grade(submissions, out, _limits(args), jobs=args.jobs, assignments=args.assignment or None,
+                    progress=None if args.quiet else progress, sandboxed=not args.no_sandbox, shard=args.shard)
+    except GradebookError as err:
+        print(f"course grade: {err}", file=sys.stderr)
+        return 2
+    counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in run.rows)))
+    shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
+    print(f"this run{shard}: {len({(r.student, r.assignment, r.notebook) for r in run.rows})} notebooks, "
+          f"{len(run.rows)} test cells: {counts or 'nothing to grade'}")
+    _print_table(out, "gradebook" + shard)
     if not run.ok:
+        print("some submissions could NOT be graded (rows whose message starts with 'grader failure' or "
+              "'unknown assignment'); exit status 1", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_export(args) -> int:
+    from course_lib.grading.gradebook import GradebookError, export
+
+    try:
+        path = export(Path(args.grades), args.format, Path(args.out) if args.out else None,
+                      Path(args.roster) if args.roster else None)
+    except GradebookError as err:
+        print(f"course export: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.format} export: {path} (rewritten whenever `course grade --out {args.grades}` updates the gradebook)")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from course_lib.grading.gradebook import GradebookError, merge, not_graded
+
+    try:
+        rows = merge([Path(d) for d in args.shards], Path(args.out))
+    except GradebookError as err:
+        print(f"course merge: {err}", file=sys.stderr)
+        return 2
+    print(f"merged {len(args.shards)} shards: {len(rows)} rows")
+    _print_table(Path(args.out), "merged gradebook")
+    if not_graded(rows):
         print("some submissions could NOT be graded (rows whose message starts with 'grader failure' or "
               "'unknown assignment'); exit status 1", file=sys.stderr)
         return 1
@@ -150,10 +206,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--assignment", action="append", help="grade only this assignment (repeatable); "
                    "students without it get 'missing' rows")
     p.add_argument("--quiet", action="store_true", help="no line per notebook, only the summary")
+    p.add_argument("--shard", type=_shard, metavar="K/N",
+                   help="grade only shard K of N (students split by a stable hash of their folder name) and write "
+                        "shard.json; combine the N folders with `course merge`")
     p.add_argument("--no-sandbox", action="store_true",
                    help="grade without the bubblewrap sandbox (prints what that risks; for trusted notebooks only)")
     _add_limits(p)
     p.set_defaults(func=cmd_grade)
+
+    p = sub.add_parser("export", help="write the gradebook in an LMS's import format (Canvas, Moodle) or as a CSV",
+                       description="Students are the folder names under submissions/; --roster maps them to LMS ids "
+                                   "(see course_lib/grading/gradebook.py and chapters/grading_guide.md).")
+    p.add_argument("--format", required=True, help="canvas, moodle or csv")
+    p.add_argument("--grades", default="grades", help="the grades folder of `course grade --out` (default grades/)")
+    p.add_argument("--roster", help="CSV: column 'student' (folder name) and LMS ids (name, canvas_id, sis_user_id, "
+                                    "sis_login_id, section, email, idnumber, username)")
+    p.add_argument("--out", help="file to write (default GRADES/export-FORMAT.csv)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("merge", help="combine the shard folders of `course grade --shard K/N` into one gradebook")
+    p.add_argument("shards", nargs="+", help="the N shard folders")
+    p.add_argument("--out", required=True, help="a new or empty folder for the merged gradebook and feedback")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     p.add_argument("assignments", nargs="*")

@@ -677,6 +677,9 @@ def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> lis
     _replace_atomically(out_dir / "gradebook.json",
                         lambda f: f.write(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False)))
     _replace_atomically(out_dir / "gradebook.csv", write_csv)
+    from course_lib.grading import gradebook
+
+    gradebook.refresh(out_dir, ordered)  # summary.csv and recorded exports, from the rows just written
     return ordered
 
 
@@ -696,10 +699,12 @@ def _grader_fingerprint(assignments: set[str], solutions_dir: Path) -> str:
         paths += [*(solutions_dir / a).glob("*.ipynb")]
     h = hashlib.sha256()
     for path in sorted(paths):
+        # names relative to the checkout: shards graded in different clones of one commit agree
+        name = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.relative_to(solutions_dir.parent))
         try:
-            h.update(str(path).encode() + b"\0" + path.read_bytes())
+            h.update(name.encode() + b"\0" + path.read_bytes())
         except OSError:
-            h.update(str(path).encode() + b"\0<absent>")
+            h.update(name.encode() + b"\0<absent>")
     return h.hexdigest()
 
 
@@ -761,17 +766,31 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
 
 
 def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int = 1, assignments: list[str] | None = None,
-          solutions_dir: Path = SOLUTIONS, progress=None, sandboxed: bool = True) -> GradeRun:
+          solutions_dir: Path = SOLUTIONS, progress=None, sandboxed: bool = True,
+          shard: tuple[int, int] | None = None) -> GradeRun:
     """Grade every submission under ``submissions``; merge into ``out_dir``'s gradebook; write feedback.
 
     The gradebook is rewritten (atomically) after every notebook: a run killed midway keeps
-    every row already graded, and a re-run replaces them.
+    every row already graded, and a re-run replaces them. ``shard=(K, N)`` grades only the
+    students of shard K of N (gradebook.shard_of) and writes shard.json for ``course merge``;
+    the assignments are decided from the whole class, as in a single run.
     """
+    from course_lib.grading import gradebook
     from course_lib.grading.feedback import write_feedback_html
 
     if sandboxed and (why := sandbox.unavailable()):
         raise SandboxUnavailable(why)
     tasks, problems = discover(submissions, assignments, solutions_dir)
+    if shard is not None:
+        k, n = shard
+        if (old := gradebook.read_manifest(out_dir)) is not None and (old["shard"], old["of"]) != (k, n):
+            raise gradebook.GradebookError(f"{out_dir} holds shard {old['shard']}/{old['of']}, not {k}/{n}: "
+                                           "give each shard its own --out folder")
+        everyone = sorted({t.student for t in tasks} | {r.student for r in problems if r.student != "*" and r.assignment})
+        graded = {t.assignment for t in tasks}
+        tasks = [t for t in tasks if gradebook.shard_of(t.student, n) == k]
+        problems = [r for r in problems if r.student == "*" or gradebook.shard_of(r.student, n) == k]
+        gradebook.write_manifest(out_dir, shard, _grader_fingerprint(graded, solutions_dir), asdict(limits), graded, everyone)
     write_gradebook(out_dir, problems, {(r.student, r.assignment, r.notebook) for r in problems})
 
     def done(task: Task, outcome: Outcome) -> None:
