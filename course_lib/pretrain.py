@@ -287,6 +287,7 @@ class PretrainResult:
     history: list[dict]  # one dict per log step: step, loss, mlm_loss, nsp_loss, lr
     seconds: float  # wall time of the steps run in this call
     tokens_seen: int  # real (non-padding) tokens processed in this call, all processes together
+    targets_seen: int = 0  # masked-LM targets (chosen positions) scored in this call, all processes
 
 
 def _distributed() -> tuple[int, int]:
@@ -335,7 +336,7 @@ def pretrain(
     model.train()
     per_rank = args.batch_size // world
     bar = tqdm(range(start + 1, args.steps + 1), desc="pretraining", disable=not progress or rank != 0, initial=start, total=args.steps)
-    t0, tokens = time.perf_counter(), 0
+    t0, tokens, targets = time.perf_counter(), 0, 0
     for step in bar:
         lr = lr_at(step, args.lr, args.warmup, args.steps)
         for group in optimizer.param_groups:
@@ -349,6 +350,7 @@ def pretrain(
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         tokens += int(batch.attention_mask.sum())
+        targets += n_labels
         if step % args.log_every == 0 or step == args.steps:
             sums = torch.stack([mlm_sum, nsp_sum])
             if world > 1:
@@ -368,7 +370,7 @@ def pretrain(
             _save_checkpoint(out_dir, model, optimizer, step, history, args, tokenizer, rank, world)
     seconds = time.perf_counter() - t0
     bar.close()
-    return PretrainResult(model, tokenizer, history, seconds, tokens)
+    return PretrainResult(model, tokenizer, history, seconds, tokens, targets)
 
 
 def _save_checkpoint(out_dir: Path, model, optimizer, step, history, args, tokenizer, rank, world) -> None:

@@ -88,6 +88,15 @@ def test_batches_are_a_function_of_the_step():
     assert set(a.nsp_labels.tolist()) <= {0, 1}
 
 
+def test_the_result_counts_tokens_and_masked_targets():
+    data = PretrainingData(make_corpus(100), load_tokenizer(), max_len=48)
+    result = pretrain(PretrainArgs(model="micro", steps=3, batch_size=8, warmup=1), data, progress=False)
+    batches = [data.batch(step, 8) for step in (1, 2, 3)]
+    assert result.tokens_seen == sum(int(b.attention_mask.sum()) for b in batches)
+    assert result.targets_seen == sum(int((b.mlm_labels != -100).sum()) for b in batches)
+    assert 0 < result.targets_seen < result.tokens_seen
+
+
 def test_lr_schedule_warms_up_then_decays_to_zero():
     lrs = [lr_at(s, 1.0, warmup=10, total=100) for s in range(1, 101)]
     assert lrs[9] == 1.0 and lrs[0] == pytest.approx(0.1) and lrs[-1] == 0.0
