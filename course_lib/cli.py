@@ -78,6 +78,9 @@ def cmd_check(args) -> int:
 
     # a learner checks their own notebook: a sandbox where there is one, else none (nothing to protect from)
     print(f"checking {path.name} as {assignment}/{name} in a fresh kernel ...", flush=True)
+    warning = _solutions_warning(path, assignment, name)
+    if warning:
+        print(warning, flush=True)
     run = grade_tasks([Task("you", assignment, name, path)], _limits(args), sandboxed=unavailable() is None)
     width = max((len(r.grade_id) for r in run.rows), default=10)
     for r in run.rows:
@@ -86,11 +89,30 @@ def cmd_check(args) -> int:
             for line in r.message.splitlines():
                 print(f"      {line}")
     got, total = sum(r.points for r in run.rows), sum(r.max_points for r in run.rows)
-    print(f"total: {got:g}/{total:g}")
+    print(f"total: {got:g}/{total:g}" + ("   (WARNING: this notebook contains the solutions, see above)" if warning else ""))
     if args.html and run.feedback:
-        write_feedback_html(next(iter(run.feedback.values())), Path(args.html))
-        print(f"feedback: {args.html}")
+        html = Path(args.html).resolve()
+        write_feedback_html(next(iter(run.feedback.values())), html, assets_dir=html.parent / "_assets")
+        print(f"feedback: {args.html} (MathJax beside it in {html.parent / '_assets'})")
     return 0 if run.ok else 1
+
+
+def _solutions_warning(path: Path, assignment: str, name: str) -> str:
+    """A warning when the notebook holds the course's solutions (it is still scored), else ''."""
+    import nbformat
+
+    from course_lib.grading.notebooks import SourceError, load_source, solution_content
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        reasons = solution_content(nb, load_source(assignment, name))
+    except (OSError, ValueError, SourceError, AttributeError, TypeError, KeyError):  # unreadable: the check says why
+        return ""
+    if not reasons:
+        return ""
+    return (f"WARNING: {path.name} contains the course's solutions ({'; '.join(reasons)}).\n"
+            f"  It is scored below anyway, but those parts are the course's answers, not yours.\n"
+            f"  Work in exercises/{assignment}/{name}.ipynb (solutions/ is the instructors' source of truth).")
 
 
 def _shard(text: str) -> tuple[int, int]:

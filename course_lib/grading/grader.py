@@ -313,10 +313,70 @@ def verify_recording(check_name: str, path: Path, inputs: dict | None = None) ->
 _OUT_OF_MEMORY = ("raised MemoryError", "can't allocate memory", "DefaultCPUAllocator")
 
 
+def _describe_cell_error(run: dict, where: str) -> str:
+    """What went wrong in a learner's cell, first line first: the error, its line, a syntax error's caret."""
+    from course_lib.grading.notebooks import clean_evalue
+
+    if run.get("status") == "timeout":
+        text = f"{where[0].upper()}{where[1:]} {run.get('reason', 'timed out')}"
+        if isinstance(run.get("line"), int) and run.get("code"):
+            text += f"; it was running line {run['line']}:\n    {str(run['code']).strip()}"
+        return text
+    ename = str(run.get("ename", "Error"))
+    text = f"{ename} in {where}" + (f", line {run['line']}" if isinstance(run.get("line"), int) else "")
+    text += f": {clean_evalue(ename, str(run.get('evalue', '')))}".rstrip(": ")
+    if run.get("code"):
+        code = str(run["code"])
+        if run.get("caret"):  # a syntax error: IPython's line and caret, already aligned
+            text += f"\n{code}\n{run['caret']}"
+        else:
+            text += f"\n    {code.strip()}"
+    return text
+
+
+def _first_cause(gid: str, status: str, message: str, cells: dict, prepared: Prepared, roles: dict) -> tuple[str, str]:
+    """(status, message) of a graded cell that did not pass, led by the first real cause when it lies in the learner's cells.
+
+    A test that fails with ``NameError`` because the answer cell above it did not run (a
+    syntax error, an import error, an exception or a timeout there) is reported by that
+    cause, with its line: the learner's cells between the previous graded cell and this
+    one, else (for a ``NameError``) an earlier learner cell that defines the missing name.
+    """
+    from course_lib.grading.notebooks import defines
+
+    here = prepared.run_index[gid]
+    before = [i for i in prepared.run_index.values() if i < here]
+    start = max(before, default=-1)
+
+    def broken(i: int) -> bool:
+        run = cells.get(str(i))
+        return roles.get(i, ("",))[0] in ("answer", "extra") and isinstance(run, dict) and run.get("status") in ("error", "timeout")
+
+    cause = next((i for i in range(start + 1, here) if broken(i)), None)
+    name = re.match(r"NameError: name '([^']+)' is not defined", message)
+    if cause is None and name:
+        cause = next((i for i in range(here) if broken(i) and defines(str(prepared.run_nb.cells[i].get("source", "")), name.group(1))),
+                     None)
+    if cause is None:
+        return status, message
+    run = cells[str(cause)]
+    described = _describe_cell_error(run, roles[cause][1])
+    if status == "failed":
+        return status, f"{message}\nNote: {described}"
+    if run.get("status") == "timeout":
+        return "timeout", f"{described}\nIt was interrupted there, so this test could not use your code ({message})."
+    stopped = ("did not run at all (Python could not read it)" if run.get("caret") or run.get("ename") in ("SyntaxError", "IndentationError", "TabError")
+               else "stopped at that line" if run.get("code") else "stopped with this error")
+    return status, f"{described}\nThat cell {stopped}, so this test could not use your code ({message})."
+
+
 def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: dict, rec_dir: Path, now: str,
               limits: Limits, inputs: dict, findings: dict) -> list[Row]:
+    from course_lib.grading.notebooks import cell_roles
+
     rows = []
     cells = result.get("cells") if isinstance(result.get("cells"), dict) else {}
+    roles = cell_roles(prepared.run_nb, prepared.run_index)
     for g in source.graded:
         run = cells.get(str(prepared.run_index[g.grade_id]))
         run = run if isinstance(run, dict) else None
@@ -345,7 +405,9 @@ def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: di
         else:  # not_run
             reason = str(run.get("reason", "not run"))
             status = "timeout" if "time limit" in reason else "error"
-            message = reason
+            message = re.sub(r"\bcell (\d+)", lambda m: roles.get(int(m.group(1)), ("", m.group(0)))[1], reason)
+        if not passed and run is not None:
+            status, message = _first_cause(g.grade_id, status, message, cells, prepared, roles)
         if g.grade_id in prepared.tampered:
             outcome = "passed" if passed else f"{status}: {message}"
             message = "; ".join(prepared.tampered[g.grade_id]) + f". Graded with the restored cell: {outcome}"
@@ -518,7 +580,32 @@ def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job
             executed = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
         except Exception:  # noqa: BLE001 - the feedback then shows the notebook without outputs
             pass
+    _locate_errors(result, executed)
     return result, executed
+
+
+def _locate_errors(result: dict, executed: nbformat.NotebookNode) -> None:
+    """Add to each errored cell's result the line it failed at (and a syntax error's caret), read from its traceback.
+
+    A timed-out cell's line is where the interrupt stopped it (its KeyboardInterrupt), when that reached the notebook.
+    """
+    from course_lib.grading.notebooks import error_details
+
+    cells = result.get("cells") if isinstance(result.get("cells"), dict) else {}
+    for key, run in cells.items():
+        try:
+            if not (isinstance(run, dict) and run.get("status") in ("error", "timeout")):
+                continue
+            ename = str(run.get("ename", "")) if run["status"] == "error" else "KeyboardInterrupt"
+            cell = executed.cells[int(key)]
+            count = cell.get("execution_count")
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error" and str(out.get("ename", "")) == ename:
+                    details = error_details(out, count if isinstance(count, int) else None)
+                    run.update({k: str(v)[:2000] if k != "line" else v for k, v in details.items()})
+                    break
+        except (IndexError, ValueError, TypeError, AttributeError):  # an executed notebook that does not match: no details
+            continue
 
 
 # --------------------------------------------------------------------------- grading one task

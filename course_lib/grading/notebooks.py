@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import copy
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -304,3 +305,118 @@ def strip_for_feedback(cell_source: str) -> str:
     cell = nbformat.v4.new_code_cell("\n".join(lines))
     ClearHiddenTests(enforce_metadata=False)._remove_hidden_test_region(cell)
     return cell.source
+
+
+# --------------------------------------------------------------------------- what a learner is told about errors
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_FRAME = re.compile(r"^\s*Cell In\[(\d+)\], line (\d+)(?:, in (\S+))?")
+_ARROW = re.compile(r"^-+> ?(\d+)(?: (.*))?$")
+_CARET = re.compile(r"^\s*[\^~]+\s*$")
+_SYNTAX = ("SyntaxError", "IndentationError", "TabError")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def error_details(output: dict, count: int | None) -> dict:
+    """Where an error output (nbformat ``error``) points in its own cell: line number, the line, a caret.
+
+    ``count`` is the cell's execution count (IPython names the cell ``Cell In[count]`` in
+    tracebacks). For a syntax error IPython prints the line and a caret under the fault;
+    for an exception, the deepest frame in this cell (``----> L code``) is taken. Returns
+    ``{}`` when the traceback names no line of this cell.
+    """
+    lines = strip_ansi("\n".join(str(t) for t in output.get("traceback", []) or [])).splitlines()
+    ename = str(output.get("ename", ""))
+    found: dict = {}
+    for i, line in enumerate(lines):
+        frame = _FRAME.match(line)
+        if not frame or (count is not None and int(frame.group(1)) != count):
+            continue
+        found = {"line": int(frame.group(2))}
+        if ename in _SYNTAX:
+            rest = lines[i + 1 : i + 3]
+            if rest and not rest[0].startswith(ename):
+                found["code"] = rest[0].rstrip()
+                if len(rest) > 1 and _CARET.match(rest[1]):
+                    found["caret"] = rest[1].rstrip()
+        else:
+            for follow in lines[i + 1 :]:
+                if _FRAME.match(follow):
+                    break
+                arrow = _ARROW.match(follow.strip())
+                if arrow:
+                    found["code"] = (arrow.group(2) or "").rstrip()
+                    break
+    return found
+
+
+def clean_evalue(ename: str, evalue: str) -> str:
+    """An exception's message without the file name IPython gives a cell (``'(' was never closed (123.py, line 3)``)."""
+    if ename in _SYNTAX:
+        return re.sub(r"\s*\([^()]*, line \d+\)$", "", evalue)
+    return evalue
+
+
+def cell_roles(run_nb: NotebookNode, run_index: dict[str, int]) -> dict[int, tuple[str, str]]:
+    """For each cell of the notebook that ran: (role, description). Roles: answer, extra, test, locked, grader."""
+    graded = {i: gid for gid, i in run_index.items()}
+    roles: dict[int, tuple[str, str]] = {}
+    last_gid: str | None = None
+    for i, cell in enumerate(run_nb.cells):
+        gid = grade_id(cell)
+        if cell.get("metadata", {}).get(GRADER_TAG):
+            roles[i] = ("grader", "a cell the grader added")
+        elif i in graded:
+            roles[i] = ("test", f"the test cell {graded[i]!r}")
+        elif gid is not None and is_solution(cell):
+            roles[i] = ("answer", f"the answer cell {gid!r}")
+        elif gid is None and not cell.get("metadata", {}).get("course_source"):
+            roles[i] = ("extra", "a cell you added" + (f" (after {last_gid!r})" if last_gid else " (at the top)"))
+        else:
+            roles[i] = ("locked", f"the cell {gid!r}" if gid else "a cell of the notebook")
+        if gid is not None:
+            last_gid = gid
+    return roles
+
+
+def defines(source: str, name: str) -> bool:
+    """Whether ``source`` (which may not parse) plainly defines or imports ``name``."""
+    n = re.escape(name)
+    return bool(re.search(rf"^\s*(?:async\s+)?def\s+{n}\b|^\s*class\s+{n}\b|^\s*{n}\s*(?::[^=]*)?=[^=]|^\s*(?:from\s+\S+\s+)?import\b.*\b{n}\b",
+                          source, re.MULTILINE))
+
+
+def solution_content(nb: NotebookNode, source: SourceNotebook) -> list[str]:
+    """Why ``nb`` looks like the solutions rather than a learner's work (empty list: it does not).
+
+    Read, never run: nbgrader's ``### BEGIN SOLUTION`` / ``### BEGIN HIDDEN TESTS`` markers, and
+    answer cells identical to the source's solution (markers removed, whitespace ignored).
+    """
+    solutions = {}
+    for cell in source.nb.cells:
+        if is_solution(cell) and (gid := grade_id(cell)):
+            body = "\n".join(l for l in cell.source.split("\n") if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
+            solutions[gid] = " ".join(body.split())
+    marked, hidden, same = [], [], []
+    for cell in nb.get("cells", []):
+        text = cell.get("source", "")
+        text = "".join(text) if isinstance(text, list) else str(text)
+        gid = grade_id(cell) or "?"
+        if "### BEGIN SOLUTION" in text:
+            marked.append(gid)
+        elif gid in solutions and solutions[gid] and " ".join(text.split()) == solutions[gid]:
+            same.append(gid)
+        if "### BEGIN HIDDEN TESTS" in text:
+            hidden.append(gid)
+    reasons = []
+    if marked:
+        reasons.append(f"'### BEGIN SOLUTION' markers in {len(marked)} cell(s): {', '.join(marked)}")
+    if same:
+        reasons.append(f"{len(same)} answer cell(s) identical to the course's solution: {', '.join(same)}")
+    if hidden:
+        reasons.append(f"the hidden tests in {len(hidden)} test cell(s): {', '.join(hidden)}")
+    return reasons

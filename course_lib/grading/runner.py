@@ -211,12 +211,12 @@ async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
             except CellTimeoutError:
                 total_hit = limit < float(job["cell_timeout"])
                 why = (
-                    f"the submission's total time limit of {job['total_timeout']:g} s was reached"
+                    f"timed out after {limit:g} s: the submission's total time limit of {job['total_timeout']:g} s was reached"
                     if total_hit
-                    else f"the cell ran longer than the {job['cell_timeout']:g} s limit per cell"
+                    else f"timed out after {limit:g} s (the limit per cell)"
                 )
-                cells[key] = {"status": "timeout", "reason": why}
-                note = nbformat.v4.new_output("stream", name="stderr", text=f"[grader: timeout: {why}]\n")
+                cells[key] = {"status": "timeout", "reason": why, "seconds": limit}
+                note = nbformat.v4.new_output("stream", name="stderr", text=f"[grader: {why}]\n")
                 if total_hit:
                     cell.outputs.append(note)
                     stop_reason = why
@@ -230,6 +230,8 @@ async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
                 except (CellTimeoutError, DeadKernelError, RuntimeError):
                     kill_group(pgid)
                     stop_reason = f"the kernel was killed: it did not stop when interrupted after cell {index} timed out"
+                # nbclient stores the cell it executed at nb.cells[index]: put the learner's cell back in place of the probe
+                nb.cells[index] = cell
                 cell.outputs.append(note)
             except DeadKernelError:
                 if watchdog_hit.is_set():
