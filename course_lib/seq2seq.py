@@ -89,8 +89,10 @@ def _masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
     return weights
 
 
-def attention_context(h: torch.Tensor, hs: torch.Tensor, mask: torch.Tensor | None = None) -> AttentionOutput:
-    """Attention for one decoder state, the "clarity first" way (elementwise product + sum).
+def attention_context(
+    h: torch.Tensor, hs: torch.Tensor, mask: torch.Tensor | None = None
+) -> AttentionOutput:
+    """Attention for one decoder state, the "clarity first" way (products, then sums).
 
     score_s = h . hs_s, a = softmax(score), context = sum_s a_s hs_s.
 
@@ -100,9 +102,11 @@ def attention_context(h: torch.Tensor, hs: torch.Tensor, mask: torch.Tensor | No
         returns out (the context vector): (B, C), weights: (B, S)
     """
     _check_h_hs(h, hs, mask)
-    scores = (hs * h.unsqueeze(1)).sum(dim=-1)  # (B, S, C) * (B, 1, C) -> sum over C -> (B, S)
+    # (B, S, C) * (B, 1, C) -> sum over C -> (B, S)
+    scores = (hs * h.unsqueeze(1)).sum(dim=-1)
     weights = _masked_softmax(scores, mask)  # (B, S), each row sums to 1
-    context = (hs * weights.unsqueeze(-1)).sum(dim=1)  # (B, S, C) * (B, S, 1) -> sum over S -> (B, C)
+    # (B, S, C) * (B, S, 1) -> sum over S -> (B, C)
+    context = (hs * weights.unsqueeze(-1)).sum(dim=1)
     return AttentionOutput(context, weights)
 
 
@@ -220,20 +224,24 @@ class Decoder(nn.Module):
 
 
 class AttentionDecoder(nn.Module):
-    """GRU decoder WITH attention over every encoder state (Luong et al. 2015, global attention).
+    """GRU decoder WITH attention over every encoder state (Luong et al. 2015, global).
 
     At step t: h_t = GRU(y_{t-1}, h_{t-1}); a_t = softmax(score(h_t, hs));
     c_t = sum_s a_ts hs_s; h~_t = tanh(W_c [c_t; h_t]); logits = W_o h~_t.
     Luong scores with the *current* state h_t (Bahdanau uses the previous one,
     s_{t-1}, and feeds c_t into the GRU); with h_t the GRU does not depend on
-    the attention, so all T steps run at once under teacher forcing.
+    the attention. Under teacher forcing the GRU reads all T inputs in one call
+    (still one step after another inside it), then the attention of all T steps
+    is one batched product.
 
     Shapes:
         tgt_in: (B, T) long   state: (1, B, C) or None (start from ``enc.h_last``)
         returns DecoderOutput(logits (B, T, V), state (1, B, C), weights (B, T, S))
     """
 
-    def __init__(self, vocab_size: int, d_embed: int, d_hidden: int, score: str = "dot"):
+    def __init__(
+        self, vocab_size: int, d_embed: int, d_hidden: int, score: str = "dot"
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_embed)
         self.rnn = nn.GRU(d_embed, d_hidden, batch_first=True)
@@ -241,14 +249,22 @@ class AttentionDecoder(nn.Module):
         self.combine = nn.Linear(2 * d_hidden, d_hidden)  # W_c
         self.out = nn.Linear(d_hidden, vocab_size)  # W_o
 
-    def forward(self, tgt_in: torch.Tensor, enc: EncoderOutput, state: torch.Tensor | None = None) -> DecoderOutput:
+    def forward(
+        self,
+        tgt_in: torch.Tensor,
+        enc: EncoderOutput,
+        state: torch.Tensor | None = None,
+    ) -> DecoderOutput:
         _check_tokens(tgt_in, "tgt_in")
         state = enc.h_last.unsqueeze(0) if state is None else state  # (1, B, C)
+        # the recurrence: T steps one after another inside the call
         h, state = self.rnn(self.embed(tgt_in), state)  # (B, T, E) -> (B, T, C)
         scores = self.score(h, enc.hs)  # (B, T, C), (B, S, C) -> (B, T, S)
-        weights = _masked_softmax(scores, enc.mask.unsqueeze(1))  # mask (B, 1, S) -> weights (B, T, S)
+        # padding gets weight 0: mask (B, 1, S) -> weights (B, T, S)
+        weights = _masked_softmax(scores, enc.mask.unsqueeze(1))
         context = weights @ enc.hs  # (B, T, S) @ (B, S, C) -> (B, T, C)
-        attentional = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))  # (B, T, 2C) -> (B, T, C)
+        # h~_t = tanh(W_c [c_t; h_t]): (B, T, 2C) -> (B, T, C)
+        attentional = torch.tanh(self.combine(torch.cat([context, h], dim=-1)))
         return DecoderOutput(self.out(attentional), state, weights)  # (B, T, V)
 
 
