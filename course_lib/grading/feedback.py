@@ -83,7 +83,7 @@ def _header(source: SourceNotebook, prepared: Prepared, rows: list) -> str:
     got = sum(r.points for r in rows)
     total = sum(r.max_points for r in rows)
     parts = "".join(
-        f'<tr class="course-grade-{html.escape(r.status)}"><td><code>{html.escape(r.grade_id)}</code></td>'
+        f'<tr class="course-part course-part-{html.escape(r.status)}"><td><code>{html.escape(r.grade_id)}</code></td>'
         f"<td>{r.points:g} / {r.max_points:g}</td><td>{_ICON.get(r.status, '')} {html.escape(r.status)}</td>"
         f"<td>{html.escape(r.message.splitlines()[0] if r.message else '')}</td></tr>"
         for r in rows
