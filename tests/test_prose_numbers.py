@@ -70,6 +70,8 @@ ALLOWED: dict[str, dict[str, str]] = {
         "2.7": "e = 2.718..., Euler's number: a score larger by 1 gives a weight e times larger",
         "1900": "the date task's first year, fixed in code (course_lib.data.dates.FIRST_DAY)",
         "2099": "the date task's last year, fixed in code (course_lib.data.dates.LAST_DAY)",
+        "1950": "first year of the two-digit-year formats, fixed in code (dates.FIRST_DAY_YY)",
+        "2049": "last year of the two-digit-year formats, fixed in code (dates.LAST_DAY_YY)",
         "31": "the days of the longest month (a calendar fact): chance for the day is 1 in 31 at best",
         "50": "Bahdanau et al.'s RNNsearch-50, trained on sentences of up to 50 words (a paper fact)",
     },
