@@ -42,7 +42,7 @@ def test_the_checker_finds_a_planted_long_line(tmp_path):
 
 
 #: Chapters not yet converted (issue 16 is open for them): see tests/pending.py.
-NOT_YET_CONVERTED = ('08_bert',)
+NOT_YET_CONVERTED = ()
 
 
 @pytest.mark.parametrize("notebook", chapters_with_pending(CHAPTERS, NOT_YET_CONVERTED), ids=lambda p: p.stem)
