@@ -30,7 +30,16 @@ from course_lib.book import building_book
 
 # Plain-text bars in the built book: a widget bar would make the page load the 3.6 MB widget manager.
 if building_book():
-    from tqdm import tqdm
+    from tqdm import tqdm as _text_tqdm
+
+    class tqdm(_text_tqdm):
+        """The plain-text bar, refreshed every 5 s at most (unless told otherwise): in the built
+        page every refresh is a line of the cell's output (ch07 had ~480 such lines at 0.1 s)."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("mininterval", 5.0)
+            super().__init__(*args, **kwargs)
+
 else:
     from tqdm.auto import tqdm
 
