@@ -8,6 +8,9 @@ the result). Prefer it to `nbgrader generate_assignment`, which skips that metad
 Grading does not use nbgrader's autograde (verdicts inside the learner's kernel, no
 isolation): `course grade` runs each submission in a bubblewrap sandbox and verifies outside
 it; see `course_lib/grading/` and `chapters/grading_guide.md` (threat model) for why.
+This file is not an nbgrader course directory: a course that grades with stock nbgrader
+(`nbgrader autograde`, JupyterHub) uses a course directory of its own with its own config,
+as `chapters/instructors_guide.md` shows (tests/test_stock_nbgrader.py keeps that working).
 """
 
 import os
