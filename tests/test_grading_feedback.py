@@ -2,7 +2,8 @@
 
 Planted submissions of ch03 (built from the released notebook, like tests/fixtures/ch03_submissions.py)
 are graded for real, in the sandbox: a correct one, a syntax error, an import error, an exception
-and a timeout, each in one answer cell (the source's test cells carry hidden tests). Then:
+and a timeout, each in one answer cell, and a function that raises when the check calls it (the
+source's test cells carry hidden tests). Then:
 
 - every feedback page, served on 127.0.0.1 and opened in Chromium, shows formatted prose (no raw
   ``<h1``, ``<p>``, ``<thead`` in its visible text), typeset maths (MathJax output elements, from the
@@ -60,6 +61,12 @@ def dot_product_variance(d_k, n_samples):
     q, k = torch.randn(n_samples, d_k), torch.randn(n_samples, d_k)
     return (q * k).sum(-1).var().item()
 '''
+RAISES_WHEN_CALLED = '''
+def scaled_dot_product_attention(q, k, v, mask=None):
+    scores = q @ k / math.sqrt(q.shape[-1])  # k not transposed: (..., T, D) @ (..., S, D)
+    weights = scores.softmax(dim=-1)
+    return weights @ v, weights
+'''
 TIMEOUT = '''
 while True:  # waiting for something that never comes
     pass
@@ -74,6 +81,7 @@ PLANTED = {
     "import_error": {ch03.SB: IMPORT_ERROR},
     "exception": {ch03.SC: EXCEPTION},
     "timeout": {ch03.SD: TIMEOUT},
+    "raises_when_called": {ch03.SB: RAISES_WHEN_CALLED},
 }
 
 # what each planted error must be reported as: (student, graded cell, status, phrases the message contains, in order)
@@ -86,6 +94,9 @@ EXPECTED_ERRORS = {
     "exception": (ch03.C, "error", ["RuntimeError in the answer cell 'dot_product_variance', line 1: mat1 and mat2 shapes cannot be multiplied",
                                      "trial = torch.randn(3, 4) @ torch.randn(3, 4)"]),
     "timeout": (ch03.D, "timeout", [f"The answer cell 'attention_entropy' timed out after {CELL_TIMEOUT} s"]),
+    "raises_when_called": (ch03.B, "failed", ["your function raised RuntimeError",
+                                              "Your code raised it in scaled_dot_product_attention, line 2",
+                                              "scores = q @ k / math.sqrt(q.shape[-1])"]),
 }
 
 
@@ -113,6 +124,16 @@ def hidden_test_texts() -> list[str]:
                 texts += [fname, getattr(checks, fname).check_name]
     assert len(texts) > 6, "the ch03 source should have hidden tests"
     return texts
+
+
+def _wait_for_mathjax(page) -> None:
+    """Wait (30 s at most) for MathJax's first output; the tests then assert on what is there."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+    except PlaywrightTimeout:
+        pass
 
 
 # =========================================================================== one grading run (slow)
@@ -143,7 +164,7 @@ def pages(graded, browser_context):
     opened = {}
     for student in PLANTED:
         page, log = open_page(browser_context, f"{url}{student}/{PAGE}")
-        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+        _wait_for_mathjax(page)
         page.wait_for_timeout(300)  # MathJax typesets every formula in one pass; let late requests show
         opened[student] = (page, log, page.inner_text("body"))
     yield opened
@@ -222,10 +243,10 @@ def test_syntax_error_feedback_shows_the_line_and_the_caret(pages):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("student", ["import_error", "exception"])
+@pytest.mark.parametrize("student", ["import_error", "exception", "raises_when_called"])
 def test_errors_in_answer_cells_are_named_in_the_feedback(pages, student):
     page, _, _ = pages[student]
-    box = page.locator(".course-grade-error").inner_text()
+    box = page.locator(f".course-grade-{EXPECTED_ERRORS[student][1]}").inner_text()
     assert _in_order(box, EXPECTED_ERRORS[student][2]), box
 
 
@@ -243,7 +264,8 @@ def test_a_copied_feedback_folder_renders_from_file_urls(graded, browser_context
 
     page.route("**/*", route)
     page.goto((tmp_path / "elsewhere" / PAGE).as_uri())
-    page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+    _wait_for_mathjax(page)
+    assert page.locator("mjx-container svg").count() >= 10, "the maths is not typeset"
     assert all(r.startswith(("file:", "data:")) for r in requests), requests
     page.close()
 
@@ -265,7 +287,8 @@ def test_course_check_names_each_error_kind(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "total: 0/10" in out, out
-    for student, (gid, status, phrases) in EXPECTED_ERRORS.items():
+    for student in ("syntax_error", "import_error", "exception", "timeout"):  # one per part, in this one notebook
+        gid, status, phrases = EXPECTED_ERRORS[student]
         part = out[out.index(f"  {gid}"):]
         assert part.split("\n")[0].split()[-1] == status, part[:300]
         assert _in_order(part, [p.strip() for p in phrases]), f"{student}: {part[:600]}"
@@ -293,7 +316,8 @@ def test_course_check_warns_on_solutions_scores_them_and_renders_html(tmp_path, 
     url, server = serve(html.parent)
     try:
         page, log = open_page(browser_context, url + html.name)
-        page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+        _wait_for_mathjax(page)
+        assert page.locator("mjx-container svg").count() >= 10, "the maths is not typeset"
         text = page.inner_text("body")
         assert not [raw for raw in ("<h1", "<p>", "<thead") if raw in text]
         assert not log.outside and not log.failed and not log.errors, (log.outside, log.failed, log.errors)
@@ -368,3 +392,15 @@ def test_solutions_are_detected_and_exercises_are_not():
     assert any("BEGIN SOLUTION" in r for r in reasons) and any("hidden tests" in r for r in reasons)
     copied = solution_content(ch03.answered(), source)  # the solutions without their markers
     assert copied and "identical" in copied[0] and ch03.SA in copied[0]
+
+
+def test_learner_frame_is_read_from_a_failed_checks_short_traceback():
+    from course_lib.grading.notebooks import learner_frame
+
+    out = {"ename": "CheckFailed", "evalue": "your function raised RuntimeError: bad", "traceback": [
+        "Your code raised an error here:",
+        '  File "/tmp/ipykernel_12/3456.py", line 9, in scaled_dot_product_attention\n    return helper(q)',
+        '  File "/tmp/ipykernel_12/3456.py", line 3, in helper\n    return q @ q',
+        "RuntimeError: bad", "", "\x1b[0;31mCheckFailed\x1b[0m: your function raised RuntimeError: bad"]}
+    assert learner_frame(out) == {"function": "helper", "line": 3, "code": "return q @ q"}
+    assert learner_frame({"ename": "CheckFailed", "traceback": ["CheckFailed: wrong values"]}) == {}

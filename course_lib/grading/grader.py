@@ -398,6 +398,10 @@ def _verdicts(task: Task, source: SourceNotebook, prepared: Prepared, result: di
                 message = f"out of memory (the limit is {limits.memory_mb} MiB per notebook): {run.get('ename')}: {evalue}"
             elif run.get("ename") == "CheckFailed":
                 status, message = "failed", evalue
+                if isinstance(run.get("frame"), dict) and run["frame"].get("function"):  # where the learner's code raised
+                    frame = run["frame"]
+                    message += f"\nYour code raised it in {frame['function']}, line {frame.get('line')}" + (
+                        f":\n    {frame['code']}" if frame.get("code") else "")
             else:
                 status, message = "error", f"{run.get('ename')}: {evalue}".rstrip(": ")
         elif run.get("status") == "timeout":
@@ -589,7 +593,7 @@ def _locate_errors(result: dict, executed: nbformat.NotebookNode) -> None:
 
     A timed-out cell's line is where the interrupt stopped it (its KeyboardInterrupt), when that reached the notebook.
     """
-    from course_lib.grading.notebooks import error_details
+    from course_lib.grading.notebooks import error_details, learner_frame
 
     cells = result.get("cells") if isinstance(result.get("cells"), dict) else {}
     for key, run in cells.items():
@@ -603,6 +607,8 @@ def _locate_errors(result: dict, executed: nbformat.NotebookNode) -> None:
                 if out.get("output_type") == "error" and str(out.get("ename", "")) == ename:
                     details = error_details(out, count if isinstance(count, int) else None)
                     run.update({k: str(v)[:2000] if k != "line" else v for k, v in details.items()})
+                    if ename == "CheckFailed" and (frame := learner_frame(out)):
+                        run["frame"] = {k: str(v)[:2000] if k != "line" else v for k, v in frame.items()}
                     break
         except (IndexError, ValueError, TypeError, AttributeError):  # an executed notebook that does not match: no details
             continue

@@ -420,3 +420,28 @@ def solution_content(nb: NotebookNode, source: SourceNotebook) -> list[str]:
     if hidden:
         reasons.append(f"the hidden tests in {len(hidden)} test cell(s): {', '.join(hidden)}")
     return reasons
+
+
+_RAISED_HERE = "Your code raised an error here:"
+_PY_FRAME = re.compile(r'^\s*File "[^"]*", line (\d+), in (\S+)\s*$')
+
+
+def learner_frame(output: dict) -> dict:
+    """The deepest frame of the learner's code in a failed check's short traceback (course_lib.checks._core).
+
+    A check that calls the learner's function turns its exception into ``CheckFailed``, whose
+    traceback lists only the learner's own frames after "Your code raised an error here:".
+    Returns ``{"function", "line", "code"}`` of the last of them, or ``{}``.
+    """
+    lines = strip_ansi("\n".join(str(t) for t in output.get("traceback", []) or [])).splitlines()
+    if _RAISED_HERE not in lines:
+        return {}
+    found: dict = {}
+    for i, line in enumerate(lines[lines.index(_RAISED_HERE) + 1 :], start=lines.index(_RAISED_HERE) + 1):
+        frame = _PY_FRAME.match(line)
+        if frame:
+            code = lines[i + 1].strip() if i + 1 < len(lines) and not _PY_FRAME.match(lines[i + 1]) else ""
+            found = {"function": frame.group(2), "line": int(frame.group(1)), "code": code}
+        elif line and not line.startswith(" "):  # the exception's own line: the frames are over
+            break
+    return found
