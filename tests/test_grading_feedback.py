@@ -94,7 +94,7 @@ EXPECTED_ERRORS = {
     "exception": (ch03.C, "error", ["RuntimeError in the answer cell 'dot_product_variance', line 1: mat1 and mat2 shapes cannot be multiplied",
                                      "trial = torch.randn(3, 4) @ torch.randn(3, 4)"]),
     "timeout": (ch03.D, "timeout", [f"The answer cell 'attention_entropy' timed out after {CELL_TIMEOUT} s"]),
-    "raises_when_called": (ch03.B, "failed", ["your function raised RuntimeError",
+    "raises_when_called": (ch03.B, "failed", ["scaled_dot_product_attention(q, k, v) raised RuntimeError",
                                               "Your code raised it in scaled_dot_product_attention, line 2",
                                               "scores = q @ k / math.sqrt(q.shape[-1])"]),
 }
