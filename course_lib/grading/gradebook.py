@@ -132,7 +132,10 @@ def read_rows(grades: Path) -> list[dict]:
 
 
 def _not_graded(row: dict) -> bool:
-    return row["message"].startswith(NOT_GRADED)
+    """A row of something the grader could not grade: no test cell (an odd file or folder, an unknown
+    assignment, a broken source, a grader error) or a cell whose message says so. grader.Row.grader_failure
+    is not written to the gradebook; these are the rows it marks."""
+    return not row["grade_id"] or row["message"].startswith(NOT_GRADED)
 
 
 def summarize_rows(rows: list[dict]) -> tuple[list[str], dict[str, float], list[dict]]:
@@ -404,12 +407,13 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     manifests = [_manifest(d) for d in dirs]
     first, d0 = manifests[0], dirs[0]
     for m, d in zip(manifests, dirs):
-        for key, what in (("of", "number of shards"), ("fingerprint", "grader (course_lib and solutions/ differ)"),
-                          ("limits", "limits"), ("assignments", "assignments"),
-                          ("class_digest", "submissions (the student folders they saw)")):
+        for key, what in (("of", "the number of shards differs"),
+                          ("fingerprint", "the grader differs (course_lib or solutions/ changed between them)"),
+                          ("limits", "the limits differ"), ("assignments", "the assignments differ"),
+                          ("class_digest", "the submissions differ (they saw different student folders)")):
             if m[key] != first[key]:
-                raise GradebookError(f"{d} and {d0} are shards of different runs: their {what} differ "
-                                     f"({key}: {m[key]!r:.80} vs {first[key]!r:.80}); grade every shard with the same course")
+                raise GradebookError(f"{d} and {d0} are shards of different runs: {what} "
+                                     f"({key}: {m[key]!r:.80} vs {first[key]!r:.80}); grade every shard of one class with one commit")
     n = first["of"]
     seen: dict[int, Path] = {}
     for m, d in zip(manifests, dirs):
@@ -440,21 +444,32 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
         feedback = d / "feedback"
         if feedback.is_dir():
             for child in sorted(feedback.iterdir()):
-                if child.name not in students or not child.is_dir() or child.is_symlink():
+                if child.is_symlink() or not (child.name in students and child.is_dir() or child.name.startswith("_")):
+                    # (a name starting with '_' is never a student's: shared assets of the pages)
                     raise GradebookError(f"{child}: expected a feedback folder of one of the shard's students; "
                                          "the shard folder is malformed")
     listed = [s for m in manifests for s in m["students"]]
     if len(listed) != first["class_size"] or _class_digest(listed) != first["class_digest"]:
         raise GradebookError(f"the shards list {len(listed)} students between them but the class they were cut from has "
                              f"{first['class_size']}: a shard.json was edited or comes from another run")
-    # every listed student has a row for every notebook of the run (a shard killed midway has not)
-    notebooks = sorted({(r["assignment"], r["notebook"]) for r in rows.values() if r["notebook"] and r["student"] != "*"})
-    have = {(r["student"], r["assignment"], r["notebook"]) for r in rows.values()}
+    # every listed student has a row per test cell of every notebook of the run (or one grader-failure
+    # row for the notebook): a shard killed midway, or a gradebook that lost a row, has not
+    cells: dict[tuple[str, str], set[str]] = {}
+    for r in rows.values():
+        if r["notebook"] and r["student"] != "*":
+            cells.setdefault((r["assignment"], r["notebook"]), set()).add(r["grade_id"])
+    expected = {k: ids - {""} for k, ids in cells.items()}
+    have: dict[tuple[str, str, str], set[str]] = {}
+    for r in rows.values():
+        have.setdefault((r["student"], r["assignment"], r["notebook"]), set()).add(r["grade_id"])
     for m, d in zip(manifests, dirs):
-        lost = [f"{s}/{a}/{nb}" for s in m["students"] for a, nb in notebooks if (s, a, nb) not in have]
+        lost = [f"{s}/{a}/{nb}" + (f" ({', '.join(sorted(want - have.get((s, a, nb), set())))})" if (s, a, nb) in have else "")
+                for s in m["students"] for (a, nb), want in sorted(expected.items())
+                if have.get((s, a, nb)) not in (want, {""})]
         if lost:
-            raise GradebookError(f"{d} (shard {m['shard']}/{n}): the gradebook has no rows for {len(lost)} notebook(s) "
-                                 f"of its students, e.g. {', '.join(lost[:5])}: the shard's run did not finish; grade it again")
+            raise GradebookError(f"{d} (shard {m['shard']}/{n}): the gradebook lacks rows for {len(lost)} notebook(s) of its "
+                                 f"students, e.g. {'; '.join(lost[:5])}: the shard's run did not finish or its gradebook "
+                                 "was cut; grade that shard again")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         raise GradebookError(f"course merge: the output folder {out_dir} is not empty; give a new or empty folder")

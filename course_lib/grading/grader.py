@@ -791,9 +791,9 @@ def _grader_fingerprint(assignments: set[str], solutions_dir: Path) -> str:
     for a in sorted(assignments):
         paths += [*(solutions_dir / a).glob("*.ipynb")]
     h = hashlib.sha256()
-    for path in sorted(paths):
-        # names relative to the checkout: shards graded in different clones of one commit agree
-        name = str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.relative_to(solutions_dir.parent))
+    # names relative to the checkout: shards graded in different clones of one commit agree
+    named = sorted((str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p.relative_to(solutions_dir.parent)), p) for p in paths)
+    for name, path in named:
         try:
             h.update(name.encode() + b"\0" + path.read_bytes())
         except OSError:
