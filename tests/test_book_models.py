@@ -7,7 +7,14 @@ with PyTorch on the same trained weights: the model is rebuilt with course_lib f
 so the reference is computed here, independently of the page. Same decoded strings and top-k
 tokens, probabilities and attention weights within 1e-4, for 20+ inputs per demo, edge cases
 included; bad input gets its message in the page; nothing of the runtime or the model loads
-before the reader touches the demo; file:// says how to serve the book.
+before the reader touches the demo; file:// says how to serve the book. Each heatmap has a colour
+bar on the scale its cells are coloured on (compared as rendered), and the page carries the
+repository's demos.js (not an older one from the jupyter cache).
+
+COURSE_BOOK_HTML may also name a one-chapter build
+(``jupyter-book build chapters/01_seq2seq_attention.ipynb --path-output P`` ->
+``P/_build/_page/01_seq2seq_attention/html``; build with COURSE_NODE_MODULES=<repo>/node_modules
+so that ONNX Runtime Web is staged); then run only that chapter's tests (``-k ch01``).
 """
 
 from __future__ import annotations
@@ -29,6 +36,15 @@ ATOL = 1e-4
 MODELS = BOOK_HTML.parent / ".course-models"  # written by the chapters when the book was built
 CH01 = "chapters/01_seq2seq_attention.html"
 CH08 = "chapters/08_bert.html"
+
+
+def _page(path: str) -> str:
+    """`path` in a whole-book build; in a one-chapter build (`jupyter-book build chapters/X.ipynb`,
+    COURSE_BOOK_HTML=<path-output>/_build/_page/X/html) the chapter is the site's root page."""
+    if (BOOK_HTML / path).is_file() or not (BOOK_HTML / path.rsplit("/", 1)[-1]).is_file():
+        return path
+    return path.rsplit("/", 1)[-1]
+
 ON_DEMAND = ("onnxruntime-web/", "course-models/")
 
 DATES = [
@@ -62,7 +78,7 @@ def _type(page, kind, text):
 
 
 def _open(browser_context, site, path):
-    page, log = open_page(browser_context, site + path)
+    page, log = open_page(browser_context, site + _page(path))
     page.wait_for_load_state("networkidle")
     early = [u for u in log.requests if any(part in u for part in ON_DEMAND)]
     assert not early, f"{path}: the runtime or the model loaded before any interaction: {early}"
@@ -113,7 +129,7 @@ def test_date_translator_equals_pytorch(site, browser_context, dates_reference):
         for message in typed.messages:
             assert message in shown, (text, message)
         if not typed.ids:
-            assert got["decoded"] is None and demo.locator("rect").count() == 0, text
+            assert got["decoded"] is None and demo.locator("rect[data-w]").count() == 0, text
             continue
         assert got["text"] == typed.text
         out = model.greedy_decode(torch.tensor([typed.ids]), max_len=task.max_tgt_len)
@@ -127,7 +143,7 @@ def test_date_translator_equals_pytorch(site, browser_context, dates_reference):
         reference = out.weights[0].numpy()
         assert weights.shape == reference.shape == (len(steps), len(typed.ids)), text
         worst = max(worst, float(np.abs(weights - reference).max()))
-        assert demo.locator("rect").count() == weights.size  # the heatmap shows every weight
+        assert demo.locator("rect[data-w]").count() == weights.size  # the heatmap shows every weight
         compared += 1
     print(f"\nchapter 1 in Chromium vs PyTorch: {compared} inputs, {strings} decoded strings equal, "
           f"max |attention weight difference| {worst:.2e}")
@@ -189,7 +205,7 @@ def test_fill_mask_equals_pytorch(site, browser_context, fill_mask_reference):
             page.select_option("#course-demo-fill-mask .course-demo-layer", str(layer))
             page.select_option("#course-demo-fill-mask .course-demo-head", str(head))
             assert demo.get_attribute("data-attention-shown") == f"{layer},{head}"
-            cells = np.array([float(w) for w in demo.locator("rect").evaluate_all("rs => rs.map(r => r.dataset.w)")])
+            cells = np.array([float(w) for w in demo.locator("rect[data-w]").evaluate_all("rs => rs.map(r => r.dataset.w)")])
             assert np.abs(cells - attentions[layer][0, head].numpy().ravel()).max() <= ATOL
     _no_errors(log, CH08)
     page.close()
@@ -234,9 +250,108 @@ def test_pages_say_how_to_serve_them_from_disk(browser_context):
     page = browser_context.new_page()
     try:
         for path, kind in ((CH01, "dates"), (CH08, "fill-mask")):
-            page.goto((BOOK_HTML / path).as_uri(), wait_until="load")
+            page.goto((BOOK_HTML / _page(path)).as_uri(), wait_until="load")
             status = _demo(page, kind).locator(".course-demo-status").inner_text()
             assert "python -m http.server" in status, status
             assert _demo(page, kind).locator(".course-demo-input").is_disabled()
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------- the heatmaps' colour bar
+
+BAR_INPUTS = (
+    (CH01, "dates", ("Sat, 4 Jul 1976", "12.3.45")),
+    (CH08, "fill-mask", ("the rain falls [MASK] .", "the [MASK] barks .")),
+)
+
+
+def _pixel(image, x, y):
+    return np.array(image.getpixel((round(x), round(y)))[:3], dtype=float)
+
+
+@pytest.mark.parametrize("path, kind, texts", BAR_INPUTS, ids=["ch01", "ch08"])
+def test_heatmap_has_a_colour_bar_on_its_own_scale(site, browser_context, path, kind, texts):
+    """Each demo heatmap has a colour bar: labelled 0 and 1 at its ends (the fixed scale the cells
+    are coloured on, which the bar says), readable ticks, a text alternative, and it fits a phone.
+
+    The colours are compared as rendered (a screenshot): the darkest, the lightest and a middle
+    cell each look like the bar at the position of their weight. A bar on another scale (say 0 to
+    the map's largest weight), a reversed bar, or a heatmap rescaled per input fails this (the
+    last only where the map's largest weight is well below 1: chapter 8's heads; chapter 1's
+    confident rows reach 0.99)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    page, log = _open(browser_context, site, path)
+    demo = _demo(page, kind)
+    for text in texts:
+        _type(page, kind, text)
+        figure = demo.locator(".course-demo-figure")
+        bar = figure.locator(".course-demo-colourbar")
+        assert bar.count() == 1, f"{path}: no colour bar under the heatmap for {text!r}"
+        scale = bar.locator("svg")
+        assert scale.get_attribute("role") == "img"
+        label = scale.get_attribute("aria-label")
+        assert "attention weight" in label and "from 0 " in label and "to 1 " in label, label
+        said = bar.inner_text()
+        assert "attention weight" in said and "fixed scale from 0 to 1" in said, said
+        ticks = bar.locator("text").evaluate_all(
+            """ts => ts.map(t => { const b = t.getBoundingClientRect();
+                                  return [t.textContent, +t.dataset.value, parseFloat(getComputedStyle(t).fontSize),
+                                          b.left + b.width / 2]; })"""
+        )
+        rect = bar.locator("rect").evaluate(
+            "r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.width, b.height, +r.dataset.lo, +r.dataset.hi]; }"
+        )
+        left, top, width, height, lo, hi = rect
+        assert (lo, hi) == (0.0, 1.0), rect
+        assert (ticks[0][0], ticks[-1][0]) == ("0", "1"), ticks  # the end labels name the scale's ends
+        for shown, value, size, centre in ticks:
+            assert size >= 9, f"{path}: tick {shown!r} at {size} px"
+            assert float(shown) == pytest.approx(value)
+            assert abs(centre - (left + width * (value - lo) / (hi - lo))) <= 2, (shown, centre, rect)
+
+        # rendered colours: cells against the bar at their weight
+        figure.scroll_into_view_if_needed()
+        cells = figure.locator("rect[data-w]").evaluate_all(
+            "rs => rs.map(r => { const b = r.getBoundingClientRect(); return [+r.dataset.w, b.left + b.width / 2, b.top + b.height / 2]; })"
+        )
+        rect = bar.locator("rect").evaluate("r => { const b = r.getBoundingClientRect(); return [b.left, b.top, b.width, b.height]; }")
+        left, top, width, height = rect
+        image = Image.open(BytesIO(page.screenshot())).convert("RGB")
+        zoom = image.width / page.viewport_size["width"]
+        cells.sort()
+        chosen = {"lightest": cells[0], "middle": cells[len(cells) // 2], "darkest": cells[-1]}
+        assert cells[-1][0] - cells[0][0] > 0.3, f"{path}: {text!r} gives too flat a map to test colours: {cells[0][0]}..{cells[-1][0]}"
+        for name, (w, x, y) in chosen.items():
+            at = left + width * min(max((w - lo) / (hi - lo), 0.01), 0.99)  # 1% in from the ends, inside the outline
+            on_bar = _pixel(image, at * zoom, (top + height / 2) * zoom)
+            in_cell = _pixel(image, x * zoom, y * zoom)
+            assert np.abs(on_bar - in_cell).max() <= 8, (
+                f"{path} {text!r}: the {name} cell (weight {w:.3f}) is {in_cell}, the bar at {w:.3f} is {on_bar}"
+            )
+        caption = figure.locator("figcaption").inner_text()
+        assert "colour bar" in caption and "darker = more weight" not in caption, caption
+
+    # at a phone's width the bar and its text stay inside the page
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(200)
+    right = bar.evaluate("b => Math.max(...[b, ...b.querySelectorAll('svg, p')].map(e => e.getBoundingClientRect().right))")
+    assert right <= 390, f"{path}: the colour bar reaches {right} px at a 390 px viewport"
+    assert bar.evaluate("b => b.scrollWidth <= b.clientWidth + 1"), f"{path}: the colour bar overflows its box at 390 px"
+    _no_errors(log, path)
+    page.close()
+
+
+@pytest.mark.parametrize("path", [CH01, CH08], ids=["ch01", "ch08"])
+def test_page_carries_the_current_demo_script(path):
+    """The script is inlined into the chapter's output when the chapter executes, so a cached
+    rebuild keeps an old one: the page must carry today's course_lib/web/demos.js and demos.css."""
+    page = (BOOK_HTML / _page(path)).read_text(encoding="utf-8")
+    for name in ("demos.js", "demos.css"):
+        assert (bd.WEB / name).read_text(encoding="utf-8") in page, (
+            f"{path} carries an older course_lib/web/{name} than the repository's: the chapter's output came "
+            "from the jupyter cache; re-execute it (delete its entry in _build/.jupyter_cache, or `make clean`) and rebuild"
+        )

@@ -84,11 +84,46 @@
     });
   }
 
+  // The colour scale of both heatmaps: a fixed 0 to 1 (attention weights are probabilities),
+  // the same for every input, layer and head, never rescaled to the map's own maximum.
+  var SCALE = { lo: 0, hi: 1, ticks: [0, 0.25, 0.5, 0.75, 1] };
+  var LIGHT = [247, 251, 255], DARK = [8, 48, 107]; // white -> dark blue, the ends of matplotlib's "Blues"
+
   function colour(w) {
-    // white -> dark blue, like matplotlib's "Blues"
-    var a = [247, 251, 255], b = [8, 48, 107];
-    var t = Math.max(0, Math.min(1, w));
-    return "rgb(" + a.map(function (x, i) { return Math.round(x + (b[i] - x) * t); }).join(",") + ")";
+    var t = Math.max(0, Math.min(1, (w - SCALE.lo) / (SCALE.hi - SCALE.lo)));
+    return "rgb(" + LIGHT.map(function (x, i) { return Math.round(x + (DARK[i] - x) * t); }).join(",") + ")";
+  }
+
+  function tickText(v) { return String(+v.toFixed(2)); }
+
+  /* The colour bar under a heatmap: colour() along a horizontal bar (a linear gradient with a stop
+   * at every tick; colour() is itself a linear blend, so the bar equals it everywhere), its ends
+   * labelled SCALE.lo and SCALE.hi, and a line of text saying what the scale is. */
+  function colourBar(what, largest) {
+    var barX = 12, barW = 200, barY = 4, barH = 14, width = barX + barW + 16, height = barY + barH + 20;
+    var id = "course-demo-scale-" + (colourBar.count = (colourBar.count || 0) + 1);
+    var stops = SCALE.ticks.map(function (v) {
+      return '<stop offset="' + (v - SCALE.lo) / (SCALE.hi - SCALE.lo) + '" stop-color="' + colour(v) + '"/>';
+    });
+    var parts = ['<svg xmlns="http://www.w3.org/2000/svg" class="course-demo-colourbar-scale" role="img" width="' + width +
+      '" height="' + height + '" aria-label="colour scale: ' + esc(what) + " from " + tickText(SCALE.lo) + " (white) to " +
+      tickText(SCALE.hi) + ' (dark blue)"><defs><linearGradient id="' + id + '" x1="0" x2="1" y1="0" y2="0">' + stops.join("") +
+      "</linearGradient></defs>",
+      '<rect class="course-demo-colourbar-bar" x="' + barX + '" y="' + barY + '" width="' + barW + '" height="' + barH +
+      '" fill="url(#' + id + ')" stroke="#888" stroke-width="0.5" data-lo="' + SCALE.lo + '" data-hi="' + SCALE.hi + '"/>'];
+    SCALE.ticks.forEach(function (v) {
+      var x = barX + (barW * (v - SCALE.lo)) / (SCALE.hi - SCALE.lo);
+      parts.push('<line x1="' + x + '" x2="' + x + '" y1="' + (barY + barH) + '" y2="' + (barY + barH + 4) + '" stroke="#555"/>');
+      parts.push('<text class="course-demo-colourbar-tick" x="' + x + '" y="' + (barY + barH + 15) +
+        '" text-anchor="middle" font-size="11" data-value="' + v + '">' + tickText(v) + "</text>");
+    });
+    parts.push("</svg>");
+    var bar = el("div", { class: "course-demo-colourbar" });
+    bar.innerHTML = parts.join("");
+    bar.appendChild(el("p", { class: "course-demo-colourbar-label" },
+      "colour = " + what + ", on a fixed scale from " + tickText(SCALE.lo) + " to " + tickText(SCALE.hi) +
+      " for every input (not rescaled per input; the largest weight in this map is " + largest.toFixed(2) + ")"));
+    return bar;
   }
 
   /* rows x cols weights (arrays of numbers) -> an SVG heatmap with labels */
@@ -113,6 +148,8 @@
     parts.push("</svg>");
     var figure = el("figure", { class: "course-demo-figure" });
     figure.innerHTML = parts.join("");
+    var largest = Math.max.apply(null, weights.map(function (row) { return Math.max.apply(null, row); }));
+    figure.appendChild(colourBar("attention weight", largest));
     figure.appendChild(el("figcaption", {}, caption));
     return figure;
   }
@@ -205,7 +242,8 @@
       var rows = r.steps.map(function (id) { return id === demo.model.meta.eos_id ? "<eos>" : demo.model.meta.tgt_itos[id]; });
       var cols = r.source.map(function (c) { return c === " " ? "\u2423" : c; });
       box.appendChild(heatmap(r.weights, rows, cols,
-        "attention weights: each output character (row) over the source characters (columns); darker = more weight"));
+        "attention weights: each output character (row) over the source characters (columns); each row sums to 1; " +
+        "darker blue = more weight, read the values off the colour bar (or hover over a cell)"));
     },
   };
 
@@ -355,7 +393,8 @@
         w.push(r.attentions.data.slice(start, start + T));
       }
       demo.output.appendChild(heatmap(w, r.tokens, r.tokens,
-        "attention weights of layer " + layer + ", head " + head + " (of " + L + " layers and " + H + " heads, numbered from 0): each query token (row) over the key tokens (columns)"));
+        "attention weights of layer " + layer + ", head " + head + " (of " + L + " layers and " + H + " heads, numbered from 0): each query token (row) over the key tokens (columns); " +
+        "each row sums to 1; darker blue = more weight, read the values off the colour bar (or hover over a cell)"));
       demo.root.dataset.attentionShown = layer + "," + head;
     },
   };
