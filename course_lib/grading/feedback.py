@@ -19,15 +19,16 @@ Rendering is nbconvert's ``lab`` HTML with three changes (``course_feedback.html
 
 - nothing is loaded from a CDN: no require.js, no widget manager, no mermaid,
   and MathJax 3 comes from the course's own ``node_modules/mathjax`` (the copy
-  ``make book`` installs, see ``course_lib.book_assets``), staged beside the
-  page (``_assets/``, relative URL) so that the folder works when copied
-  elsewhere. Without it the maths is left as TeX and the page says so;
+  ``make book`` installs, see ``course_lib.book_assets``), staged in
+  ``feedback/<student>/_assets/`` and loaded by a relative URL, so that a
+  student's folder works when copied elsewhere, from a web server or as files.
+  Without it the maths is left as TeX and the page says so;
 - HTML is sanitised with an allow-list that keeps what Markdown produces
   (nbconvert's own ``sanitize_html`` escapes ``<h1>``, ``<p>``, ``<thead>``...: every
   Markdown cell showed its raw tags). Markup a submission printed or wrote
   cannot run scripts in the reader's browser: no script survives the
   allow-list, images must be ``data:`` URLs, and a Content-Security-Policy
-  allows scripts only from the page's own folder;
+  allows only scripts from the page's own origin (no inline script, no other host);
 - a style for the grade boxes.
 """
 
@@ -45,7 +46,7 @@ import nbformat
 
 from course_lib.grading.notebooks import GRADER_TAG, Prepared, SourceNotebook, strip_ansi, strip_for_feedback
 
-_ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u231b", "tampered": "\u26a0", "not_own_work": "\u26a0",
+_ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u2718", "tampered": "\u26a0", "not_own_work": "\u26a0",
          "missing": "\u2718", "unreadable": "\u2718"}
 
 #: the line the grading kernel prints per recorded check (course_lib.grading.kernel.record_only)
@@ -85,7 +86,7 @@ def _header(source: SourceNotebook, prepared: Prepared, rows: list) -> str:
     parts = "".join(
         f'<tr class="course-part course-part-{html.escape(r.status)}"><td><code>{html.escape(r.grade_id)}</code></td>'
         f"<td>{r.points:g} / {r.max_points:g}</td><td>{_ICON.get(r.status, '')} {html.escape(r.status)}</td>"
-        f"<td>{html.escape(r.message.splitlines()[0] if r.message else '')}</td></tr>"
+        f"<td>{html.escape(r.message.splitlines()[0].rstrip(':') if r.message else '')}</td></tr>"
         for r in rows
     )
     lines = [
