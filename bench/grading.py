@@ -1,6 +1,15 @@
 """Grading throughput: N copies of the ch03 solution graded with and without the sandbox, with 1 and 2 jobs.
 
     python bench/grading.py [--copies 8] [--jobs 1 2] [--repeats 1]
+    python bench/grading.py --shards 4 [--students 10] [--assignments ch02_qkv ch03_scaled_dot_product ...]
+
+The --shards mode grades a class (students x assignments, even-numbered students submit
+the solutions, odd-numbered ones the untouched exercises) once in a single run and once as
+N shards (`course grade --shard K/N`, one after the other here, as N machines of a GitHub
+Actions matrix would run them side by side), then `course merge`s them and checks that the
+merged gradebook equals the single run's (but for graded_at). It prints the single run's
+time, each shard's, the merge's, and the wall time of a matrix (the slowest shard + merge)
+against the single run. Everything runs at --jobs 1, sandboxed.
 
 Prints wall seconds per submission for each (sandbox, job count), the speed-up of
 2 jobs over 1 and the sandbox's overhead (sandboxed / unsandboxed, same job count,
@@ -42,12 +51,81 @@ def make_submissions(dest: Path, copies: int) -> None:
             shutil.copy(nb, folder / nb.name)
 
 
+SHARD_ASSIGNMENTS = ["ch02_qkv", "ch03_scaled_dot_product", "ch04_multi_head", "ch06_masking"]
+
+
+def make_class(dest: Path, students: int, assignments: list[str]) -> None:
+    for i in range(students):
+        source = ROOT / ("solutions" if i % 2 == 0 else "exercises")
+        for assignment in assignments:
+            folder = dest / f"student{i:02d}" / assignment
+            folder.mkdir(parents=True)
+            for nb in (source / assignment).glob("*.ipynb"):
+                shutil.copy(nb, folder / nb.name)
+
+
+def bench_shards(n: int, students: int, assignments: list[str]) -> int:
+    from course_lib.grading import gradebook
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k != "graded_at"} for r in rows]
+
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-shards-") as tmp:
+        tmp = Path(tmp)
+        make_class(tmp / "subs", students, assignments)
+        make_class(tmp / "warm", 1, assignments[:1])
+        grade(tmp / "warm", tmp / "warmup", jobs=1)  # imports and file cache; not timed
+        notebooks = sum(1 for _ in (tmp / "subs").rglob("*.ipynb"))
+        start = time.perf_counter()
+        single = grade(tmp / "subs", tmp / "single", jobs=1)
+        t_single = time.perf_counter() - start
+        print(f"single run: {notebooks} notebooks ({students} students x {len(assignments)} assignments) in "
+              f"{t_single:.1f} s = {t_single / notebooks:.2f} s per notebook", flush=True)
+        t_shards, dirs = [], []
+        for k in range(1, n + 1):
+            start = time.perf_counter()
+            run = grade(tmp / "subs", tmp / f"shard{k}", jobs=1, shard=(k, n))
+            t_shards.append(time.perf_counter() - start)
+            dirs.append(tmp / f"shard{k}")
+            graded = len({(r.student, r.assignment, r.notebook) for r in run.rows})
+            print(f"shard {k}/{n}: {graded} notebooks in {t_shards[-1]:.1f} s", flush=True)
+        start = time.perf_counter()
+        merged = gradebook.merge(dirs, tmp / "merged")
+        t_merge = time.perf_counter() - start
+        same = strip(merged) == strip(gradebook.read_rows(tmp / "single"))
+        same_summary = (tmp / "merged" / "summary.csv").read_text() == (tmp / "single" / "summary.csv").read_text()
+        print(f"merge: {len(merged)} rows in {t_merge:.2f} s; merged gradebook equals the single run's "
+              f"(but for graded_at): {same}; summary.csv identical: {same_summary}")
+        matrix = max(t_shards) + t_merge
+        print(f"shards one after the other: {sum(t_shards):.1f} s ({sum(t_shards) / t_single:.2f}x the single run: "
+              "the per-shard start-up is the overhead)")
+        print(f"as a {n}-machine matrix: slowest shard {max(t_shards):.1f} s + merge {t_merge:.2f} s = {matrix:.1f} s, "
+              f"{t_single / matrix:.2f}x faster than the single run ({t_single:.1f} s); "
+              f"shard sizes follow the hash split of {students} students")
+        print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
+        print("\nsummary.csv (head):")
+        print("\n".join((tmp / "merged" / "summary.csv").read_text().splitlines()[:5]))
+        print("\ncanvas export (head):")
+        print("\n".join(gradebook.export_text(merged, "canvas").splitlines()[:5]))
+        full = all(r.points == r.max_points for r in single.rows if r.student.endswith(("0", "2", "4", "6", "8")))
+        if not (same and same_summary and full):
+            print("FAILED: the merge differs from the single run, or a solution did not get full marks")
+            return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=8)
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=1, help="runs per configuration (the best is kept)")
+    parser.add_argument("--shards", type=int, help="grade a class as this many shards and merge (see above)")
+    parser.add_argument("--students", type=int, default=10)
+    parser.add_argument("--assignments", nargs="+", default=SHARD_ASSIGNMENTS)
     args = parser.parse_args()
+    if args.shards:
+        return bench_shards(args.shards, args.students, args.assignments)
     seconds: dict[tuple[bool, int], float] = {}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:

@@ -142,12 +142,73 @@ def test_book_workflow_builds_with_make_and_publishes_to_pages():
     assert deploy["environment"]["name"] == "github-pages"
 
 
-def test_grade_workflow_runs_the_grader_and_keeps_the_grades():
-    workflow = _load("grade.yml")
+def grade_workflow_problems(workflow: dict) -> list[str]:
+    """What keeps grade.yml from grading the class as a matrix of shards and merging them (empty: nothing)."""
+    problems = []
     events = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
-    assert "workflow_dispatch" in events and "submissions/**" in events["push"]["paths"]
-    steps = list(_steps(workflow))
-    runs = " ".join(s.get("run", "") for s in steps)
-    assert ".venv/bin/course grade submissions --out grades --jobs 2" in runs
-    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert upload["with"]["path"].rstrip("/") == "grades" and upload.get("if") == "always()"
+    if not ("workflow_dispatch" in events and "submissions/**" in events.get("push", {}).get("paths", [])):
+        problems.append("it must run on pushes to submissions/** and by hand")
+    jobs = workflow["jobs"]
+    grade, merge = jobs.get("grade", {}), jobs.get("merge", {})
+    strategy = grade.get("strategy", {})
+    shards = strategy.get("matrix", {}).get("shard")
+    if not (isinstance(shards, list) and len(shards) >= 2 and shards == list(range(1, len(shards) + 1))):
+        problems.append(f"the grade job's matrix.shard must be 1..N with N >= 2, got {shards!r}")
+    if strategy.get("fail-fast") is not False:
+        problems.append("fail-fast must be false: one failing shard must not cancel the others")
+    steps = grade.get("steps", [])
+    step = next((s for s in steps if "course grade submissions" in s.get("run", "")), {})
+    run, env = step.get("run", ""), step.get("env", {})
+    out = re.search(r"--out (\S+)", run)
+    if '--shard "$SHARD/$SHARDS"' not in run or env.get("SHARD") != "${{ matrix.shard }}" \
+            or env.get("SHARDS") != "${{ strategy.job-total }}":
+        problems.append("the grade step must pass --shard \"$SHARD/$SHARDS\" with SHARD = matrix.shard and "
+                        "SHARDS = strategy.job-total (N is the matrix's size)")
+    upload = next((s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")), {})
+    name = upload.get("with", {}).get("name", "")
+    if "${{ matrix.shard }}" not in name:
+        problems.append(f"each shard must upload an artifact of its own name (with matrix.shard), got {name!r}")
+    if not out or upload.get("with", {}).get("path", "").rstrip("/") != out.group(1) or upload.get("if") != "always()":
+        problems.append("each shard must upload its --out folder, also when grading failed (if: always())")
+    if merge.get("needs") not in ("grade", ["grade"]):
+        problems.append("the merge job must need the grade job")
+    if "!cancelled()" not in str(merge.get("if", "")):
+        problems.append("the merge job must run after failed shards too (if: !cancelled()), to say what is missing")
+    msteps = merge.get("steps", [])
+    download = next((s for s in msteps if s.get("uses", "").startswith("actions/download-artifact@")), {})
+    pattern, folder = download.get("with", {}).get("pattern", ""), download.get("with", {}).get("path", "")
+    prefix = name.split("${{")[0]
+    if not (pattern == prefix + "*" and folder and not download.get("with", {}).get("merge-multiple")):
+        problems.append(f"the merge job must download every shard artifact ({prefix}*) each into its own folder, "
+                        f"got pattern {pattern!r} into {folder!r}")
+    merge_run = " ".join(s.get("run", "") for s in msteps)
+    if f".venv/bin/course merge {folder}/{prefix}* --out grades" not in merge_run:
+        problems.append(f"the merge job must run `.venv/bin/course merge {folder}/{prefix}* --out grades`")
+    final = [s for s in msteps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    if not (final and final[-1]["with"]["path"].rstrip("/") == "grades" and final[-1].get("if") == "always()"):
+        problems.append("the merge job must upload grades/ (if: always())")
+    return problems
+
+
+def test_grade_workflow_grades_shards_in_a_matrix_and_merges_them():
+    assert grade_workflow_problems(_load("grade.yml")) == []
+
+
+def _broken(change) -> dict:
+    workflow = _load("grade.yml")
+    change(workflow)
+    return workflow
+
+
+@pytest.mark.parametrize("change, phrase", [
+    (lambda w: w["jobs"]["merge"].pop("needs"), "must need the grade job"),
+    (lambda w: w["jobs"]["grade"]["strategy"]["matrix"].update(shard=[1, 2, 4]), "matrix.shard must be 1..N"),
+    (lambda w: w["jobs"]["grade"]["strategy"].pop("fail-fast"), "fail-fast must be false"),
+    (lambda w: w["jobs"]["grade"]["steps"][-1]["with"].update(name="grades-shard"), "artifact of its own name"),
+    (lambda w: w["jobs"]["merge"]["steps"][3]["with"].update({"merge-multiple": True}), "each into its own folder"),
+    (lambda w: w["jobs"]["merge"].pop("if"), "after failed shards too"),
+    (lambda w: w["jobs"]["grade"]["steps"][4].update(run="true"), "--shard"),
+])
+def test_the_grade_workflow_check_catches_a_broken_matrix(change, phrase):
+    problems = grade_workflow_problems(_broken(change))
+    assert any(phrase in p for p in problems), problems
