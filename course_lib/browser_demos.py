@@ -25,6 +25,11 @@ The JavaScript (``course_lib/web/demos.js``) is inlined into the cell's output, 
 it runs only on those two pages. ONNX Runtime Web (``ort.wasm.min.js`` and its
 WebAssembly, served from ``_static/course-assets/onnxruntime-web/``) and the model
 load on demand: on the first click in the box or on the "run the model" button.
+Being inlined, it is part of the chapter's cached output: after changing demos.js or
+demos.css, re-execute chapters 1 and 8 (tests/test_book_models.py checks the pages
+carry the repository's copy). Both heatmaps colour attention weights on one fixed
+scale, 0 to 1, with a colour bar saying so (the same convention as the chapters'
+matplotlib heatmaps with ``vmax=1``).
 
 Input rules shared by the page and the live-kernel widgets (so both say the same
 thing about bad input): ``prepare_date_input`` and ``fill_mask_input``.
