@@ -44,7 +44,13 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading.notebooks import GRADER_TAG, Prepared, SourceNotebook, strip_ansi, strip_for_feedback
+from course_lib.grading.notebooks import (
+    GRADER_TAG,
+    Prepared,
+    SourceNotebook,
+    strip_ansi,
+    strip_for_feedback,
+)
 
 _ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u2718", "tampered": "\u26a0", "not_own_work": "\u26a0",
          "missing": "\u2718", "unreadable": "\u2718"}
@@ -160,9 +166,7 @@ def _attribute_allowed(tag: str, name: str, value: str) -> bool:
         return name in ("alt", "width", "height") or name == "src" and value.strip().lower().startswith("data:image/")
     if tag in ("td", "th"):
         return name in ("align", "colspan", "rowspan", "style")
-    if tag in ("ol",) and name == "start":
-        return True
-    return False
+    return tag == "ol" and name == "start"
 
 
 def clean_html(element) -> str:
