@@ -46,10 +46,14 @@ def _limits(args) -> Limits:
 
 
 def _infer(path: Path) -> tuple[str, str]:
-    """(assignment, notebook name) of a notebook: from its metadata, else from its folder and file name."""
-    from course_lib.grading.release import list_assignments
+    """(assignment, notebook name) of a notebook: from its metadata, else from its folder and file name.
 
-    known = list_assignments()
+    The assignments are the folders of solutions/ and, in the learners' public copy (no
+    solutions/), those of exercises/.
+    """
+    from course_lib.grading.release import EXERCISES, SOLUTIONS, list_assignments
+
+    known = sorted(set(list_assignments(SOLUTIONS)) | set(list_assignments(EXERCISES)))
     try:
         meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("course", {})
     except (OSError, ValueError, AttributeError):
@@ -65,23 +69,43 @@ def _infer(path: Path) -> tuple[str, str]:
 def cmd_check(args) -> int:
     from course_lib.grading.feedback import write_feedback_html
     from course_lib.grading.grader import Task, grade_tasks
-    from course_lib.grading.notebooks import source_names
+    from course_lib.grading.notebooks import (
+        SourceError,
+        has_source,
+        load_released,
+        source_names,
+    )
+    from course_lib.grading.release import EXERCISES, SOLUTIONS
 
     path = Path(args.notebook).resolve()
     if not path.is_file():
         print(f"course check: no such file: {args.notebook}", file=sys.stderr)
         return 2
     assignment, name = _infer(path)
-    if name not in source_names(assignment):
-        name = source_names(assignment)[0] if len(source_names(assignment)) == 1 else name
+    names = source_names(assignment, SOLUTIONS) or source_names(assignment, EXERCISES)
+    if name not in names:
+        name = names[0] if len(names) == 1 else name
     from course_lib.grading.sandbox import unavailable
 
+    # solutions/ holds the source (hidden tests included) in the instructors' copy; in the learners'
+    # public copy it is absent and the released exercise is the source: the visible tests only
+    sources, solutions_dir, public = None, SOLUTIONS, not has_source(assignment, name)
+    if public:
+        try:
+            released = load_released(assignment, name, EXERCISES, checked=path)
+        except (OSError, ValueError, SourceError) as err:
+            print(f"course check: {err}", file=sys.stderr)
+            return 2
+        sources, solutions_dir = {(assignment, name): released}, EXERCISES
     # a learner checks their own notebook: a sandbox where there is one, else none (nothing to protect from)
     print(f"checking {path.name} as {assignment}/{name} in a fresh kernel ...", flush=True)
-    warning = _solutions_warning(path, assignment, name)
+    if public:
+        print(_public_notice(assignment, name, released), flush=True)
+    warning = _solutions_warning(path, assignment, name, released if public else None)
     if warning:
         print(warning, flush=True)
-    run = grade_tasks([Task("you", assignment, name, path)], _limits(args), sandboxed=unavailable() is None)
+    run = grade_tasks([Task("you", assignment, name, path)], _limits(args), solutions_dir=solutions_dir,
+                      sandboxed=unavailable() is None, sources=sources)
     width = max((len(r.grade_id) for r in run.rows), default=10)
     for r in run.rows:
         print(f"  {r.grade_id:<{width}}  {r.points:g}/{r.max_points:g}  {r.status}")
@@ -89,7 +113,9 @@ def cmd_check(args) -> int:
             for line in r.message.splitlines():
                 print(f"      {line}")
     got, total = sum(r.points for r in run.rows), sum(r.max_points for r in run.rows)
-    print(f"total: {got:g}/{total:g}" + ("   (WARNING: this notebook contains the solutions, see above)" if warning else ""))
+    print(f"total: {got:g}/{total:g}" + ("   (visible tests only: hidden tests are not available in this copy, "
+                                         "the instructor's grade can be lower)" if public else "")
+          + ("   (WARNING: this notebook contains the solutions, see above)" if warning else ""))
     if args.html and run.feedback:
         html = Path(args.html).resolve()
         write_feedback_html(next(iter(run.feedback.values())), html, assets_dir=html.parent / "_assets")
@@ -97,15 +123,32 @@ def cmd_check(args) -> int:
     return 0 if run.ok else 1
 
 
-def _solutions_warning(path: Path, assignment: str, name: str) -> str:
-    """A warning when the notebook holds the course's solutions (it is still scored), else ''."""
+def _public_notice(assignment: str, name: str, released) -> str:
+    """What a check in a copy without the assignment's source (the learners' public copy) can and cannot tell."""
+    from course_lib.grading.release import SOLUTIONS
+
+    where = ("there is no solutions/ folder here (the learners' copy of the course)" if not SOLUTIONS.is_dir()
+             else f"solutions/ has no {assignment}/{name}.ipynb")
+    restore = (f"locked cells are restored from {released.origin}" if released.origin else
+               "locked cells cannot be restored: no released copy to compare with (no git history, and this file "
+               "is the released one); edits to them are not detected")
+    return (f"NOTE: {where}, so this check scores against the released exercise: VISIBLE TESTS ONLY.\n"
+            f"  Hidden tests are not available in this copy: the instructor's grade can be lower.\n"
+            f"  ({restore}.)")
+
+
+def _solutions_warning(path: Path, assignment: str, name: str, source=None) -> str:
+    """A warning when the notebook holds the course's solutions (it is still scored), else ''.
+
+    ``source``: the source notebook the check uses (default: solutions/'s).
+    """
     import nbformat
 
     from course_lib.grading.notebooks import SourceError, load_source, solution_content
 
     try:
         nb = nbformat.read(path, as_version=4)
-        reasons = solution_content(nb, load_source(assignment, name))
+        reasons = solution_content(nb, source or load_source(assignment, name))
     except (OSError, ValueError, SourceError, AttributeError, TypeError, KeyError):  # unreadable: the check says why
         return ""
     if not reasons:

@@ -618,9 +618,15 @@ def _locate_errors(result: dict, executed: nbformat.NotebookNode) -> None:
 
 
 class _SourceCache:
-    def __init__(self, solutions_dir: Path):
+    """The source notebook of each (assignment, notebook), read once from ``solutions_dir``.
+
+    ``preloaded``: sources given ready-made, e.g. ``course check`` in the learners' public copy,
+    which scores against the released exercise (``notebooks.load_released``).
+    """
+
+    def __init__(self, solutions_dir: Path, preloaded: dict[tuple[str, str], SourceNotebook] | None = None):
         self.solutions_dir = solutions_dir
-        self._cache: dict[tuple[str, str], SourceNotebook | SourceError] = {}
+        self._cache: dict[tuple[str, str], SourceNotebook | SourceError] = dict(preloaded or {})
         self._lock = threading.Lock()
 
     def get(self, assignment: str, name: str) -> SourceNotebook:
@@ -816,13 +822,19 @@ class SandboxUnavailable(RuntimeError):
 
 
 def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, solutions_dir: Path = SOLUTIONS,
-                progress=None, sandboxed: bool = True) -> GradeRun:
-    """Grade ``tasks``; ``progress(task, outcome)`` is called as each finishes (in a worker thread, one at a time)."""
+                progress=None, sandboxed: bool = True,
+                sources: dict[tuple[str, str], SourceNotebook] | None = None) -> GradeRun:
+    """Grade ``tasks``; ``progress(task, outcome)`` is called as each finishes (in a worker thread, one at a time).
+
+    ``sources``: source notebooks given ready-made (by ``course check`` in a copy without
+    solutions/: the released exercises, ``solutions_dir`` then being exercises/); the others
+    are read from ``solutions_dir``.
+    """
     import course_lib.checks  # noqa: F401 - load every check (and torch) before any learner code runs
 
     if sandboxed and (why := sandbox.unavailable()):
         raise SandboxUnavailable(why)
-    sources = _SourceCache(solutions_dir)
+    sources = _SourceCache(solutions_dir, sources)
     graded_assignments = {t.assignment for t in tasks}
     fingerprint = _grader_fingerprint(graded_assignments, solutions_dir)
     work_root = Path(tempfile.mkdtemp(prefix="course-grading-"))
@@ -873,6 +885,11 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
 
     if sandboxed and (why := sandbox.unavailable()):
         raise SandboxUnavailable(why)
+    if not list_assignments(solutions_dir):  # the learners' public copy: released exercises only, no hidden tests
+        raise gradebook.GradebookError(
+            f"no assignment sources in {solutions_dir}: grading needs the instructor's solutions/ (the source "
+            "notebooks, with the hidden tests). This looks like the learners' public copy of the course; grade in the "
+            "private repository (chapters/instructors_guide.md). `course check` works here, on the visible tests only.")
     tasks, problems = discover(submissions, assignments, solutions_dir)
     if shard is not None:
         k, n = shard

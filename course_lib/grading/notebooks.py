@@ -6,6 +6,9 @@ Nothing here executes learner code; it only reads JSON.
   its graded cells, their points, the checks each calls (found statically),
   and the released form of every cell (nbgrader's ClearSolutions and
   ClearHiddenTests applied, as in ``exercises/``).
+- ``load_released``: the same from the released ``exercises/<assignment>/<name>.ipynb``, for
+  a copy of the course without ``solutions/`` (the learners' public copy): the visible tests
+  only, since the hidden ones are not in it (``SourceNotebook.hidden_tests`` is False).
 - ``read_submission``: parses a learner's file, or raises ``Unreadable`` saying why.
 - ``prepare``: matches the submission's cells to the source's by
   ``nbgrader.grade_id``, keeps the learner's answer cells (and extra cells) as
@@ -29,7 +32,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
 
-from course_lib.grading.release import SOLUTIONS
+from course_lib.grading.release import EXERCISES, ROOT, SOLUTIONS
 
 #: first line of every graded test cell in the notebook that runs
 PREFIX = 'import course_lib.grading.recorder as __r; __r.begin({grade_id!r})'
@@ -61,6 +64,10 @@ class SourceNotebook:
     nb: NotebookNode
     graded: list[GradedCell]
     released: dict[str, NotebookNode] = field(repr=False)  # grade_id -> released cell
+    #: False for a released exercise used as the source (``load_released``): no hidden tests, no solutions
+    hidden_tests: bool = True
+    #: where a released source's text came from (``load_released``), for the learner's notice
+    origin: str = ""
 
     @property
     def max_points(self) -> float:
@@ -114,7 +121,64 @@ def _released_cells(nb: NotebookNode) -> dict[str, NotebookNode]:
 
 def load_source(assignment: str, name: str, solutions_dir: Path = SOLUTIONS) -> SourceNotebook:
     path = solutions_dir / assignment / f"{name}.ipynb"
-    nb = nbformat.read(path, as_version=4)
+    return _source(assignment, name, path, nbformat.read(path, as_version=4))
+
+
+def has_source(assignment: str, name: str, solutions_dir: Path = SOLUTIONS) -> bool:
+    """Whether ``solutions/`` holds this notebook's source (it does not in the learners' public copy)."""
+    return (solutions_dir / assignment / f"{name}.ipynb").is_file()
+
+
+def _pristine_release(path: Path, checked: Path | None) -> tuple[NotebookNode, str] | None:
+    """The released notebook at ``path`` as the course shipped it, and where it came from.
+
+    A learner usually edits ``exercises/`` in place, so the file on disk may be their work:
+    the committed version (``git show HEAD:...``, in a clone) comes first, then the file on
+    disk unless it is the notebook being checked. None when neither is available.
+    """
+    import subprocess
+
+    try:
+        shown = subprocess.run(["git", "-C", str(path.parent), "show", f"HEAD:./{path.name}"],
+                               capture_output=True, timeout=30, check=False)
+        if shown.returncode == 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return nbformat.reads(shown.stdout.decode("utf-8"), as_version=4), f"the committed {_shown(path)} (git HEAD)"
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError, ValueError):
+        pass
+    if path.is_file() and not (checked is not None and path.resolve() == checked.resolve()):
+        return nbformat.read(path, as_version=4), _shown(path)
+    return None
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def load_released(assignment: str, name: str, exercises_dir: Path = EXERCISES, checked: Path | None = None) -> SourceNotebook:
+    """The released exercise ``exercises_dir/<assignment>/<name>.ipynb`` as the source, for a copy without solutions/.
+
+    Its nbgrader metadata gives the graded cells, their points and the locked cells; its test
+    cells hold the visible tests only (release strips the hidden ones), so a score against it
+    can be higher than the instructor's. ``checked``: the notebook being scored, which must
+    not serve as its own reference; when it is the released file itself and no committed copy
+    exists, its locked cells cannot be restored (``origin`` says so).
+    """
+    path = exercises_dir / assignment / f"{name}.ipynb"
+    found = _pristine_release(path, checked)
+    if found is None:
+        if not path.is_file():
+            raise SourceError(f"no released notebook {_shown(path)} (and no solutions/ to grade against)")
+        nb, origin = nbformat.read(path, as_version=4), ""
+    else:
+        nb, origin = found
+    source = _source(assignment, name, path, nb)
+    source.hidden_tests, source.origin = False, origin
+    return source
+
+
+def _source(assignment: str, name: str, path: Path, nb: NotebookNode) -> SourceNotebook:
     graded = []
     seen: set[str] = set()
     for cell in nb.cells:
@@ -394,21 +458,26 @@ def solution_content(nb: NotebookNode, source: SourceNotebook) -> list[str]:
     """Why ``nb`` looks like the solutions rather than a learner's work (empty list: it does not).
 
     Read, never run: nbgrader's ``### BEGIN SOLUTION`` / ``### BEGIN HIDDEN TESTS`` markers, and
-    answer cells identical to the source's solution (markers removed, whitespace ignored).
+    answer cells identical to the source's solution (markers removed, whitespace ignored). A
+    blank answer (the released cell, or only the stub ``# YOUR CODE HERE`` /
+    ``raise NotImplementedError()``) never counts, whatever the layout of the cell; nor does
+    any answer when the source is a released exercise (``load_released``: no solutions in it).
     """
-    solutions = {}
+    solutions, blanks = {}, {}
     for cell in source.nb.cells:
-        if is_solution(cell) and (gid := grade_id(cell)):
+        if is_solution(cell) and (gid := grade_id(cell)) and source.hidden_tests:
             body = "\n".join(l for l in cell.source.split("\n") if "### BEGIN SOLUTION" not in l and "### END SOLUTION" not in l)
             solutions[gid] = " ".join(body.split())
+            blanks[gid] = " ".join(source.released[gid].source.split()) if gid in source.released else ""
     marked, hidden, same = [], [], []
     for cell in nb.get("cells", []):
         text = cell.get("source", "")
         text = "".join(text) if isinstance(text, list) else str(text)
         gid = grade_id(cell) or "?"
+        mine = " ".join(text.split())
         if "### BEGIN SOLUTION" in text:
             marked.append(gid)
-        elif gid in solutions and solutions[gid] and " ".join(text.split()) == solutions[gid]:
+        elif gid in solutions and solutions[gid] and mine == solutions[gid] and mine != blanks[gid] and not is_stub(text):
             same.append(gid)
         if "### BEGIN HIDDEN TESTS" in text:
             hidden.append(gid)
@@ -420,6 +489,15 @@ def solution_content(nb: NotebookNode, source: SourceNotebook) -> list[str]:
     if hidden:
         reasons.append(f"the hidden tests in {len(hidden)} test cell(s): {', '.join(hidden)}")
     return reasons
+
+
+#: what nbgrader's ClearSolutions leaves in an answer (its default code and text stubs)
+STUB_LINES = ("# YOUR CODE HERE", "raise NotImplementedError()", "raise NotImplementedError", "YOUR ANSWER HERE")
+
+
+def is_stub(text: str) -> bool:
+    """Whether an answer holds nothing but nbgrader's stub lines (and blank lines): an unanswered cell."""
+    return all(line.strip() in STUB_LINES or not line.strip() for line in text.split("\n"))
 
 
 _RAISED_HERE = "Your code raised an error here:"
