@@ -52,6 +52,30 @@ def _processes_of_this_run() -> list[str]:
             if "course_lib.grading.runner" in line and "/grading/in" in line or attacks.MARKER in line]
 
 
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process now."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=False).stdout
+    table = {}
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            table[int(parts[0])] = (int(parts[1]), parts[2] if len(parts) > 2 else "")
+    return table
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """pid -> command line of ``root``'s descendants now (the processes of one grading run, not another's)."""
+    table = _process_table()
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, args) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = args
+                todo.append(pid)
+    return found
+
+
 def test_bubblewrap_is_available():
     assert sandbox.unavailable() is None, f"the grader's sandbox cannot be made here: {sandbox.unavailable()}"
 
@@ -214,12 +238,19 @@ def test_a_killed_grader_keeps_its_rows_and_a_rerun_completes(tmp_path):
         folder.mkdir(parents=True)
         nbformat.write(attacks.answered(), folder / f"{attacks.NAME}.ipynb")
     out = tmp_path / "out"
+    # this run's job folders (and so its bwrap command lines) are under `jobs`: other grading runs on
+    # the machine (a parallel test session) are neither counted nor blamed
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
     proc = subprocess.Popen([*COURSE, "grade", str(subs), "--out", str(out), "--jobs", "1", "--quiet"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "TMPDIR": str(jobs)})
     deadline = time.time() + 120
     rows = []
+    mine: dict[int, str] = {}  # every process this run started, seen while it ran
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.3)
+        mine.update(_descendants(proc.pid))
         try:
             rows = json.loads((out / "gradebook.json").read_text())["rows"]
         except (OSError, ValueError) as err:
@@ -227,13 +258,18 @@ def test_a_killed_grader_keeps_its_rows_and_a_rerun_completes(tmp_path):
             continue
         if rows:
             break
+    mine.update(_descendants(proc.pid))
+    assert any("course_lib.grading.runner" in args for args in mine.values()), "no sandboxed runner was seen"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert rows and {r["student"] for r in rows} < {"ann", "bob", "cat"}, rows
     kept = json.loads((out / "gradebook.json").read_text())["rows"]
     assert all(r["status"] == "passed" for r in kept) and kept
     time.sleep(1)
-    assert not _processes_of_this_run(), "the sandbox outlived its killed grader"
+    now = _process_table()
+    left = [f"{pid} {args}" for pid, args in mine.items() if pid in now and now[pid][1] == args]
+    left += [f"{pid} {args}" for pid, (_, args) in now.items() if str(jobs) in args and pid not in mine]
+    assert not left, f"the sandbox outlived its killed grader: {left}"
     run = grade(subs, out, LIMITS, jobs=2)
     assert run.ok
     final = json.loads((out / "gradebook.json").read_text())["rows"]
