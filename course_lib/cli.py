@@ -67,6 +67,10 @@ def _infer(path: Path) -> tuple[str, str]:
 
 
 def cmd_check(args) -> int:
+    import tempfile
+
+    import nbformat
+
     from course_lib.grading.feedback import write_feedback_html
     from course_lib.grading.grader import Task, grade_tasks
     from course_lib.grading.notebooks import (
@@ -104,8 +108,15 @@ def cmd_check(args) -> int:
     warning = _solutions_warning(path, assignment, name, released if public else None)
     if warning:
         print(warning, flush=True)
-    run = grade_tasks([Task("you", assignment, name, path)], _limits(args), solutions_dir=solutions_dir,
-                      sandboxed=unavailable() is None, sources=sources)
+    with tempfile.TemporaryDirectory(prefix="course-check-") as pristine:
+        if public:  # the grader reads the locked cells (what they hand out: libview) from the released copy, not the learner's
+            solutions_dir = Path(pristine)
+            (solutions_dir / assignment).mkdir()
+            for other in source_names(assignment, EXERCISES):
+                nb = released.nb if other == name else load_released(assignment, other, EXERCISES).nb
+                nbformat.write(nb, solutions_dir / assignment / f"{other}.ipynb")
+        run = grade_tasks([Task("you", assignment, name, path)], _limits(args), solutions_dir=solutions_dir,
+                          sandboxed=unavailable() is None, sources=sources)
     width = max((len(r.grade_id) for r in run.rows), default=10)
     for r in run.rows:
         print(f"  {r.grade_id:<{width}}  {r.points:g}/{r.max_points:g}  {r.status}")

@@ -174,3 +174,27 @@ def test_an_edited_locked_cell_is_restored_and_marked_tampered(public, tmp_path)
     assert rows[ch03.A][1] == "tampered", out
     assert "was modified" in out and "restored from the source" in out
     assert all(rows[g] == (f"{p}/{p}", "passed") for g, p in ch03.POINTS.items() if g != ch03.A), rows
+
+
+@pytest.mark.slow
+def test_an_edited_locked_cell_does_not_hand_out_a_reference(public, tmp_path):
+    """Planted: the learner imports the course's reference in an answer, and in the (locked) set-up cell in place.
+
+    What the locked cells hand out (course_lib.grading.libview) is read from the committed release,
+    not from the learner's edited file, so the answer is still not the learner's own.
+    """
+    nb = ch03.answered({ch03.SB: "from course_lib.attention import scaled_dot_product_attention as reference\n\n"
+                                 "def scaled_dot_product_attention(q, k, v, mask=None):\n"
+                                 "    return reference(q, k, v, mask)"})
+    setup = ch03.cell(nb, "setup")
+    setup.source += "\nfrom course_lib.attention import scaled_dot_product_attention as reference"
+    nbformat.write(nb, public / EXERCISE)
+    try:
+        proc = course(public, "check", str(EXERCISE), "--cell-timeout", "60", tmp_path=tmp_path)
+    finally:
+        _git(public, "checkout", "-q", "--", str(EXERCISE))
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    rows = _rows(out)
+    assert rows[ch03.B] == ("0/4", "not_own_work"), out
+    assert "was modified" in out
