@@ -286,6 +286,7 @@ def test_heatmap_has_a_colour_bar_on_its_own_scale(site, browser_context, path, 
 
     page, log = _open(browser_context, site, path)
     demo = _demo(page, kind)
+    worst = 0.0
     for text in texts:
         _type(page, kind, text)
         figure = demo.locator(".course-demo-figure")
@@ -329,11 +330,13 @@ def test_heatmap_has_a_colour_bar_on_its_own_scale(site, browser_context, path, 
             at = left + width * min(max((w - lo) / (hi - lo), 0.01), 0.99)  # 1% in from the ends, inside the outline
             on_bar = _pixel(image, at * zoom, (top + height / 2) * zoom)
             in_cell = _pixel(image, x * zoom, y * zoom)
+            worst = max(worst, float(np.abs(on_bar - in_cell).max()))
             assert np.abs(on_bar - in_cell).max() <= 8, (
                 f"{path} {text!r}: the {name} cell (weight {w:.3f}) is {in_cell}, the bar at {w:.3f} is {on_bar}"
             )
         caption = figure.locator("figcaption").inner_text()
         assert "colour bar" in caption and "darker = more weight" not in caption, caption
+    print(f"\n{path}: cells vs colour bar at their weight, {3 * len(texts)} cells: max RGB difference {worst:.0f} of 255")
 
     # at a phone's width the bar and its text stay inside the page
     page.set_viewport_size({"width": 390, "height": 844})
