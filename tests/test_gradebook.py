@@ -256,6 +256,28 @@ def test_merging_shards_gives_the_single_gradebook(tmp_path):
     assert sorted(p.name for p in (tmp_path / "merged" / "feedback").iterdir()) == ["alice", "bob", "carol", "dave", "erin", "frank"]
 
 
+def _merge_matches_single(tmp_path: Path) -> bool:
+    rows = _full_class()
+    single = write_gradebook(tmp_path / "single", rows, set())
+    merged = gb.merge(_make_shards(tmp_path, rows, 3), tmp_path / "merged")
+    on_disk = gb.read_rows(tmp_path / "merged")
+    return _strip(merged) == _strip(on_disk) == _strip(single) and \
+        (tmp_path / "merged" / "summary.csv").read_text() == (tmp_path / "single" / "summary.csv").read_text()
+
+
+def test_the_comparison_catches_a_merge_that_drops_a_row(tmp_path, monkeypatch):
+    assert _merge_matches_single(tmp_path / "right")
+    from course_lib.grading import grader
+
+    real = grader.write_gradebook
+
+    def dropping(out_dir, rows, regraded):  # a planted merge bug: the last row is lost on the way out
+        return real(out_dir, rows[:-1] if "merged" in str(out_dir) else rows, regraded)
+
+    monkeypatch.setattr(grader, "write_gradebook", dropping)
+    assert not _merge_matches_single(tmp_path / "planted")
+
+
 def _refused(dirs, out, phrase):
     with pytest.raises(gb.GradebookError, match=phrase):
         gb.merge(dirs, out)
