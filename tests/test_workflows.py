@@ -158,6 +158,10 @@ def grade_workflow_problems(workflow: dict) -> list[str]:
         problems.append("fail-fast must be false: one failing shard must not cancel the others")
     steps = grade.get("steps", [])
     step = next((s for s in steps if "course grade submissions" in s.get("run", "")), {})
+    before = steps[:steps.index(step)] if step in steps else steps
+    if not any("make node_modules/.installed" in s.get("run", "") for s in before):
+        problems.append("each shard must install node_modules (make node_modules/.installed) before grading: "
+                        "the feedback pages' MathJax comes from there")
     run, env = step.get("run", ""), step.get("env", {})
     out = re.search(r"--out (\S+)", run)
     if '--shard "$SHARD/$SHARDS"' not in run or env.get("SHARD") != "${{ matrix.shard }}" \
@@ -194,6 +198,14 @@ def test_grade_workflow_grades_shards_in_a_matrix_and_merges_them():
     assert grade_workflow_problems(_load("grade.yml")) == []
 
 
+def _grade_step(workflow: dict) -> dict:
+    return next(s for s in workflow["jobs"]["grade"]["steps"] if "course grade submissions" in s.get("run", ""))
+
+
+def _npm_step(workflow: dict) -> dict:
+    return next(s for s in workflow["jobs"]["grade"]["steps"] if "node_modules" in s.get("run", ""))
+
+
 def _broken(change) -> dict:
     workflow = _load("grade.yml")
     change(workflow)
@@ -207,7 +219,8 @@ def _broken(change) -> dict:
     (lambda w: w["jobs"]["grade"]["steps"][-1]["with"].update(name="grades-shard"), "artifact of its own name"),
     (lambda w: w["jobs"]["merge"]["steps"][3]["with"].update({"merge-multiple": True}), "each into its own folder"),
     (lambda w: w["jobs"]["merge"].pop("if"), "after failed shards too"),
-    (lambda w: w["jobs"]["grade"]["steps"][4].update(run="true"), "--shard"),
+    (lambda w: _grade_step(w).update(run="true"), "--shard"),
+    (lambda w: _npm_step(w).update(run="true"), "install node_modules"),
 ])
 def test_the_grade_workflow_check_catches_a_broken_matrix(change, phrase):
     problems = grade_workflow_problems(_broken(change))
