@@ -106,15 +106,20 @@ def _write_text(path: Path, text: str) -> None:
     _replace_atomically(path, lambda f: f.write(text))
 
 
+def _json(path: Path, what: str):
+    """The JSON document at ``path``; GradebookError saying it is not ``what`` when it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise GradebookError(f"{path} is not {what} ({type(err).__name__}: {err})") from None
+
+
 def read_rows(grades: Path) -> list[dict]:
     """The rows of ``grades``/gradebook.json, validated; GradebookError naming what is wrong."""
     path = Path(grades) / "gradebook.json"
     if not path.is_file():
         raise GradebookError(f"expected a gradebook at {path} (written by `course grade --out {grades}`); there is none")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise GradebookError(f"{path} is not a readable JSON gradebook ({type(err).__name__}: {err})") from None
+    data = _json(path, "a readable JSON gradebook")
     rows = data.get("rows") if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise GradebookError(f"{path}: expected an object with a list 'rows' (or a list of rows); got {type(rows).__name__}")
@@ -381,10 +386,7 @@ def _manifest(d: Path) -> dict:
     path = d / SHARD_FILE
     if not path.is_file():
         raise GradebookError(f"{d} is not a shard: expected {SHARD_FILE} (written by `course grade --shard K/N --out {d}`)")
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise GradebookError(f"{path} is not readable JSON ({type(err).__name__}: {err})") from None
+    m = _json(path, "readable JSON")
     want = {"shard": int, "of": int, "fingerprint": str, "limits": dict, "assignments": list, "students": list,
             "class_size": int, "class_digest": str}
     if not isinstance(m, dict) or any(not isinstance(m.get(k), t) or isinstance(m.get(k), bool) for k, t in want.items()):
