@@ -100,7 +100,7 @@ def cmd_check(args) -> int:
         except (OSError, ValueError, SourceError) as err:
             print(f"course check: {err}", file=sys.stderr)
             return 2
-        sources, solutions_dir = {(assignment, name): released}, EXERCISES
+        sources = {(assignment, name): released}
     # a learner checks their own notebook: a sandbox where there is one, else none (nothing to protect from)
     print(f"checking {path.name} as {assignment}/{name} in a fresh kernel ...", flush=True)
     if public:
@@ -169,6 +169,11 @@ def _solutions_warning(path: Path, assignment: str, name: str, source=None) -> s
             f"  Work in exercises/{assignment}/{name}.ipynb (solutions/ is the instructors' source of truth).")
 
 
+#: printed by `course grade` and `course merge` when a submission could not be graded (exit status 1)
+NOT_GRADED_MESSAGE = ("some submissions could NOT be graded (rows whose message starts with 'grader failure' or "
+                      "'unknown assignment'); exit status 1")
+
+
 def _shard(text: str) -> tuple[int, int]:
     from course_lib.grading.gradebook import GradebookError, parse_shard
 
@@ -222,8 +227,7 @@ def cmd_grade(args) -> int:
           f"{len(run.rows)} test cells: {counts or 'nothing to grade'}")
     _print_table(out, "gradebook" + shard)
     if not run.ok:
-        print("some submissions could NOT be graded (rows whose message starts with 'grader failure' or "
-              "'unknown assignment'); exit status 1", file=sys.stderr)
+        print(NOT_GRADED_MESSAGE, file=sys.stderr)
         return 1
     return 0
 
@@ -252,8 +256,7 @@ def cmd_merge(args) -> int:
     print(f"merged {len(args.shards)} shards: {len(rows)} rows")
     _print_table(Path(args.out), "merged gradebook")
     if not_graded(rows):
-        print("some submissions could NOT be graded (rows whose message starts with 'grader failure' or "
-              "'unknown assignment'); exit status 1", file=sys.stderr)
+        print(NOT_GRADED_MESSAGE, file=sys.stderr)
         return 1
     return 0
 

@@ -157,20 +157,23 @@ def test_answers_that_pass_the_visible_tests_earn_their_points(public, tmp_path)
     assert SOLUTIONS_WARNING not in out
 
 
+def _check_in_place(public: Path, nb, tmp_path: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """`course check` on ``nb`` written over the released exercise (as a learner edits it in place), then restored."""
+    nbformat.write(nb, public / EXERCISE)
+    try:
+        proc = course(public, "check", str(EXERCISE), "--cell-timeout", "60", tmp_path=tmp_path)
+    finally:
+        _git(public, "checkout", "-q", "--", str(EXERCISE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, _rows(proc.stdout)
+
+
 @pytest.mark.slow
 def test_an_edited_locked_cell_is_restored_and_marked_tampered(public, tmp_path):
     """The learner edits the released notebook in place (as `make lab` has them do) and rewrites a test cell."""
     nb = ch03.answered()
     ch03.cell(nb, ch03.A).source = "print('all good')"
-    target = public / EXERCISE
-    nbformat.write(nb, target)
-    try:
-        proc = course(public, "check", str(EXERCISE), "--cell-timeout", "60", tmp_path=tmp_path)
-    finally:
-        _git(public, "checkout", "-q", "--", str(EXERCISE))
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
-    rows = _rows(out)
+    out, rows = _check_in_place(public, nb, tmp_path)
     assert rows[ch03.A][1] == "tampered", out
     assert "was modified" in out and "restored from the source" in out
     assert all(rows[g] == (f"{p}/{p}", "passed") for g, p in ch03.POINTS.items() if g != ch03.A), rows
@@ -188,13 +191,6 @@ def test_an_edited_locked_cell_does_not_hand_out_a_reference(public, tmp_path):
                                  "    return reference(q, k, v, mask)"})
     setup = ch03.cell(nb, "setup")
     setup.source += "\nfrom course_lib.attention import scaled_dot_product_attention as reference"
-    nbformat.write(nb, public / EXERCISE)
-    try:
-        proc = course(public, "check", str(EXERCISE), "--cell-timeout", "60", tmp_path=tmp_path)
-    finally:
-        _git(public, "checkout", "-q", "--", str(EXERCISE))
-    out = proc.stdout
-    assert proc.returncode == 0, out + proc.stderr
-    rows = _rows(out)
+    out, rows = _check_in_place(public, nb, tmp_path)
     assert rows[ch03.B] == ("0/4", "not_own_work"), out
     assert "was modified" in out

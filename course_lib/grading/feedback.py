@@ -48,8 +48,8 @@ from course_lib.grading.notebooks import (
     GRADER_TAG,
     Prepared,
     SourceNotebook,
-    strip_ansi,
     strip_for_feedback,
+    traceback_lines,
 )
 
 _ICON = {"passed": "\u2714", "failed": "\u2718", "error": "\u2718", "timeout": "\u2718", "tampered": "\u26a0", "not_own_work": "\u26a0",
@@ -127,7 +127,7 @@ def feedback_notebook(executed: nbformat.NotebookNode, source: SourceNotebook, p
             cell.source = strip_for_feedback(cell.source)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                cells_named = set(_CELL_IN.findall(strip_ansi("\n".join(map(str, out.get("traceback", []))))))
+                cells_named = set(_CELL_IN.findall("\n".join(traceback_lines(out))))
                 if gid is not None or cells_named & graded_counts:  # it could quote a graded cell's lines
                     _cut_traceback(out)
             elif gid is not None and out.get("output_type") == "stream":

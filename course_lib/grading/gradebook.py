@@ -39,12 +39,15 @@ import shutil
 import sys
 from pathlib import Path
 
+# grader.py imports this module only inside its functions, so this import is not circular
+from course_lib.grading import grader
+
 SUMMARY = "summary.csv"
 SHARD_FILE = "shard.json"
 EXPORTS_FILE = "exports.json"
 FORMATS = ("canvas", "moodle", "csv")
-#: the columns a gradebook row has (grader.FIELDS; repeated to keep this module light)
-ROW_FIELDS = ("student", "assignment", "notebook", "grade_id", "status", "points", "max_points", "message", "graded_at")
+#: the columns a gradebook row has
+ROW_FIELDS = grader.FIELDS
 #: roster columns: ``student`` (the folder name) is required; the others are optional
 ROSTER_COLUMNS = ("student", "name", "canvas_id", "sis_user_id", "sis_login_id", "section", "email", "idnumber", "username")
 #: messages of rows the grader could not grade (grader.py writes them)
@@ -100,10 +103,8 @@ def read_manifest(out_dir: Path) -> dict | None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from course_lib.grading.grader import _replace_atomically
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_atomically(path, lambda f: f.write(text))
+    grader._replace_atomically(path, lambda f: f.write(text))
 
 
 def _json(path: Path, what: str):
@@ -398,8 +399,6 @@ def _manifest(d: Path) -> dict:
 
 def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     """Combine shard folders into ``out_dir``: the gradebook, summary and feedback of a single run."""
-    from course_lib.grading.grader import write_gradebook
-
     if not shard_dirs:
         raise GradebookError("course merge: expected at least one shard folder")
     dirs = [Path(d) for d in shard_dirs]
@@ -479,10 +478,8 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     for d in dirs:
         if (d / "feedback").is_dir():
             shutil.copytree(d / "feedback", out_dir / "feedback", dirs_exist_ok=True, symlinks=True)
-    from course_lib.grading.grader import Row
-
-    merged = [Row(**{k: r[k] for k in ROW_FIELDS}) for r in rows.values()]
-    return write_gradebook(out_dir, merged, set())
+    merged = [grader.Row(**{k: r[k] for k in ROW_FIELDS}) for r in rows.values()]
+    return grader.write_gradebook(out_dir, merged, set())
 
 
 def not_graded(rows: list[dict]) -> bool:

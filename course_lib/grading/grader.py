@@ -914,17 +914,3 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
     run.rows = problems + run.rows
     return run
 
-
-def summarize(rows: list[Row]) -> list[str]:
-    """One line per (student, assignment): points and the count of each status."""
-    lines = []
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for r in rows:
-        groups.setdefault((r.student, r.assignment), []).append(r)
-    width = max((len(s) for s, _ in groups), default=7)
-    for (student, assignment), rs in sorted(groups.items()):
-        got, total = sum(r.points for r in rs), sum(r.max_points for r in rs)
-        counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in rs)))
-        failure = "  [NOT GRADED: see the gradebook]" if any(r.grader_failure for r in rs) else ""
-        lines.append(f"{student:<{width}}  {assignment:<26} {got:g}/{total:g}  ({counts}){failure}")
-    return lines

@@ -385,6 +385,11 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
+def traceback_lines(output: dict) -> list[str]:
+    """The lines of an error output's traceback (nbformat ``error``), without terminal colours."""
+    return strip_ansi("\n".join(str(t) for t in output.get("traceback", []) or [])).splitlines()
+
+
 def error_details(output: dict, count: int | None) -> dict:
     """Where an error output (nbformat ``error``) points in its own cell: line number, the line, a caret.
 
@@ -393,7 +398,7 @@ def error_details(output: dict, count: int | None) -> dict:
     for an exception, the deepest frame in this cell (``----> L code``) is taken. Returns
     ``{}`` when the traceback names no line of this cell.
     """
-    lines = strip_ansi("\n".join(str(t) for t in output.get("traceback", []) or [])).splitlines()
+    lines = traceback_lines(output)
     ename = str(output.get("ename", ""))
     found: dict = {}
     for i, line in enumerate(lines):
@@ -511,7 +516,7 @@ def learner_frame(output: dict) -> dict:
     traceback lists only the learner's own frames after "Your code raised an error here:".
     Returns ``{"function", "line", "code"}`` of the last of them, or ``{}``.
     """
-    lines = strip_ansi("\n".join(str(t) for t in output.get("traceback", []) or [])).splitlines()
+    lines = traceback_lines(output)
     if _RAISED_HERE not in lines:
         return {}
     found: dict = {}
