@@ -27,7 +27,7 @@ STAMP_GRADE    := $(VENV)/.installed-grade
 .PHONY: book test test-fast lab exercises bench clean chromium bubblewrap
 
 # JavaScript the book serves itself so that it works offline (MathJax, require.js, the widget
-# manager, d3 and jQuery for bertviz; see course_lib/book_assets.py): installed from the npm
+# manager, d3 and jQuery for bertviz; see course_lib/book/assets.py): installed from the npm
 # registry, again only when package.json or package-lock.json change. Without npm the book
 # falls back to public CDNs, and this says so.
 NPM_STAMP := node_modules/.installed

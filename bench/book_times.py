@@ -3,7 +3,7 @@
     python bench/book_times.py [--build _build]
 
 Reads the execution records myst-nb's jupyter-cache kept when the book was built (`make book`)
-and prints, per chapter, the seconds, the budget (course_lib.book.CHAPTER_BUDGET_S: an idle
+and prints, per chapter, the seconds, the budget (course_lib.runtime.CHAPTER_BUDGET_S: an idle
 2-core machine) and their ratio, plus each chapter's share of the whole build. Exit status 0
 always: this is a measurement, not a test (wall time depends on the CPU, the thread count and
 the machine's load; the build's log says which threads it used).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from course_lib.book import CHAPTER_BUDGET_S, ROOT, chapter_execution_seconds
+from course_lib.book.timing import CHAPTER_BUDGET_S, ROOT, chapter_execution_seconds
 
 
 def main() -> None:

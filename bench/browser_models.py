@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from course_lib import browser_demos as bd  # noqa: E402
+from course_lib.book import demos as bd  # noqa: E402
 
 DATES = ["Tuesday, September 27, 1994", "4th of july 1976", "12.3.45", "Jan 1 2001"]
 SENTENCES = [

@@ -162,7 +162,7 @@ def table(weights: list[PageWeight]) -> str:
 def main() -> None:
     from browser import BOOK_HTML, BOOK_SOURCE
 
-    from course_lib.book import toc_files
+    from course_lib.book.timing import toc_files
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=pathlib.Path, default=BOOK_HTML, help="the built site (default: %(default)s)")

@@ -15,10 +15,10 @@ any size (SVG).
 
 ``show_explorer`` displays:
 
-* in the book build (``course_lib.book.building_book()``): an HTML output holding the
+* in the book build (``course_lib.runtime.building_book()``): an HTML output holding the
   Vega-Lite spec (data included) and a call to ``vegaEmbed``. The page loads vega,
   vega-lite and vega-embed from its own ``_static/course-assets/vega/`` (copied from
-  node_modules by ``course_lib.book_assets``); ``course_lib.sphinxext`` adds those three
+  node_modules by ``course_lib.book.assets``); ``course_lib.book.sphinxext`` adds those three
   scripts only to pages that contain :data:`MARKER`. The drawn view is kept in
   ``window.courseExplorers[name]`` (the browser tests read it).
 * in a live kernel (Jupyter, Colab, VS Code): the Altair chart itself, which Altair
@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 
-from course_lib.book import building_book
+from course_lib.runtime import building_book
 
 __all__ = ["MARKER", "Explorer", "explorer_html", "show_explorer"]
 

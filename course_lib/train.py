@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_lib.book import building_book
+from course_lib.runtime import building_book
 
 # Plain-text bars in the built book: a widget bar would make the page load the 3.6 MB widget manager.
 if building_book():

@@ -7,12 +7,12 @@ ones through), so chapters call these, never bertviz directly. What differs:
   drawn by bertviz's own JavaScript (``head_view.js``/``model_view.js`` shipped in
   the bertviz package, with its parameters) and d3/jQuery come from the npm packages
   that ``make book`` installs into ``node_modules/``
-  (see ``course_lib.book_assets``):
+  (see ``course_lib.book.assets``):
 
   - **live session**: the two libraries are inlined into the cell output (about
     330 kB, loaded once per page however many views it shows), so the view works
     wherever the notebook runs: JupyterLab, classic Notebook, VS Code, offline.
-  - **built book**: ``course_lib.sphinxext`` replaces each inline copy by a
+  - **built book**: ``course_lib.book.sphinxext`` replaces each inline copy by a
     ``<script src>`` link to the same file under ``_static/course-assets/bertviz/``,
     so pages stay small and the browser caches the libraries.
   - **no node_modules** (npm was not available): the view falls back to bertviz's
@@ -37,7 +37,7 @@ from typing import Sequence
 
 import torch
 
-from course_lib import book_assets
+from course_lib import assets
 from course_lib.extras import require
 
 #: Default token limits: beyond them drawing takes seconds and the view is unreadable anyway.
@@ -136,7 +136,7 @@ def _draw_script(kind: str, params: str) -> str:
 
 def asset_script(name: str) -> str:
     """The inline <script> carrying a wrapped library; the book's extension turns it into a link."""
-    body = book_assets.wrapped_library(name)
+    body = assets.wrapped_library(name)
     if "</script" in body.lower() or "<!--" in body:
         raise RuntimeError(f"{name} cannot be inlined in a <script> element as it is")
     return f'<script type="text/javascript" data-course-asset="{name}">\n{body}</script>\n'
@@ -158,7 +158,7 @@ def _render(kind: str, attention, tokens, sentence_b_start, max_tokens, kwargs):
     _check(attention, tokens)
     attention, tokens, sentence_b_start, notice = _truncate(attention, tokens, sentence_b_start, max_tokens)
     page, div, params = _bertviz_parts(kind, attention, tokens, sentence_b_start, kwargs)
-    gaps = book_assets.missing()
+    gaps = assets.missing_libraries(assets.BERTVIZ_LIBRARIES.values())
     if gaps:
         notice += (
             " d3 and jQuery are not installed locally (run `npm ci` or `make book`), so this view loads them "

@@ -25,7 +25,7 @@ import shutil
 import threading
 from urllib.parse import urlparse
 
-from course_lib.book import ROOT
+from course_lib.book.timing import ROOT
 
 BOOK_HTML = pathlib.Path(os.environ.get("COURSE_BOOK_HTML", ROOT / "_build" / "html")).resolve()
 BOOK_SOURCE = pathlib.Path(os.environ.get("COURSE_BOOK_SOURCE", ROOT))  # where _toc.yml is

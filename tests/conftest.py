@@ -21,7 +21,7 @@ def root() -> pathlib.Path:
 
 def pytest_terminal_summary(terminalreporter):
     """Print each chapter's execution time from the last book build."""
-    from course_lib.book import CHAPTER_BUDGET_S, chapter_execution_seconds
+    from course_lib.book.timing import CHAPTER_BUDGET_S, chapter_execution_seconds
 
     times = chapter_execution_seconds()
     if times:

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import pytest
 
 from browser import BOOK_HTML, BOOK_SOURCE, SCREENSHOTS, allowed as _allowed, open_page as _open
-from course_lib.book import toc_files
+from course_lib.book.timing import toc_files
 
 PAGES = toc_files(BOOK_SOURCE)
 

@@ -5,7 +5,7 @@ Runs after `make book` (as `make test` does); skipped when no build exists.
 
 import pytest
 
-from course_lib.book import CHAPTER_BUDGET_S, ROOT, chapter_execution_seconds, toc_files
+from course_lib.book.timing import CHAPTER_BUDGET_S, ROOT, chapter_execution_seconds, toc_files
 
 HTML = ROOT / "_build" / "html"
 pytestmark = pytest.mark.skipif(not (HTML / "index.html").exists(), reason="the book is not built (run `make book`)")

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import pytest
 
 from browser import BOOK_HTML, BOOK_SOURCE, allowed, open_page
-from course_lib.book import toc_files
+from course_lib.book.timing import toc_files
 from course_lib.explorers import MARKER
 
 PAGES = toc_files(BOOK_SOURCE)

@@ -1,7 +1,7 @@
 """The chapters' trained models in the built book, run by ONNX Runtime Web in Chromium, equal PyTorch.
 
 Playwright types into the chapter 1 date translator and the chapter 8 fill-mask demo
-(course_lib/browser_demos.py, course_lib/web/demos.js) and compares what the page computed
+(course_lib/book/demos.py, course_lib/book/web/demos.js) and compares what the page computed
 with PyTorch on the same trained weights: the model is rebuilt with course_lib from the
 ``model.pt`` that the chapter exported next to the ONNX files (``<build>/_build/.course-models/``),
 so the reference is computed here, independently of the page. Same decoded strings and top-k
@@ -27,7 +27,7 @@ import pytest
 import torch
 from browser import BOOK_HTML, allowed, open_page
 
-from course_lib import browser_demos as bd
+from course_lib.book import demos as bd
 from course_lib.bert import fill_mask
 from course_lib.data.dates import load_date_task
 from course_lib.tokenization import load_tokenizer
@@ -351,10 +351,10 @@ def test_heatmap_has_a_colour_bar_on_its_own_scale(site, browser_context, path, 
 @pytest.mark.parametrize("path", [CH01, CH08], ids=["ch01", "ch08"])
 def test_page_carries_the_current_demo_script(path):
     """The script is inlined into the chapter's output when the chapter executes, so a cached
-    rebuild keeps an old one: the page must carry today's course_lib/web/demos.js and demos.css."""
+    rebuild keeps an old one: the page must carry today's course_lib/book/web/demos.js and demos.css."""
     page = (BOOK_HTML / _page(path)).read_text(encoding="utf-8")
     for name in ("demos.js", "demos.css"):
         assert (bd.WEB / name).read_text(encoding="utf-8") in page, (
-            f"{path} carries an older course_lib/web/{name} than the repository's: the chapter's output came "
+            f"{path} carries an older course_lib/book/web/{name} than the repository's: the chapter's output came "
             "from the jupyter cache; re-execute it (delete its entry in _build/.jupyter_cache, or `make clean`) and rebuild"
         )

@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from course_lib.book import ROOT, toc_files
+from course_lib.book.timing import ROOT, toc_files
 
 BOOK_HTML = pathlib.Path(os.environ.get("COURSE_BOOK_HTML", ROOT / "_build" / "html")).resolve()
 BOOK_SOURCE = pathlib.Path(os.environ.get("COURSE_BOOK_SOURCE", ROOT))  # where _toc.yml is

@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 import pytest
 
-from course_lib import book_assets
-from course_lib.book import BUILD_ENV
+from course_lib.book import assets as book_assets
+from course_lib.runtime import BUILD_ENV
 from course_lib.explorers import MARKER, explorer_html, show_explorer
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from browser import BOOK_HTML, BOOK_SOURCE, open_page
-from course_lib.book import toc_files
+from course_lib.book.timing import toc_files
 
 PAGES = toc_files(BOOK_SOURCE)
 WIDTHS = (390, 1280)

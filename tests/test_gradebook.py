@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from course_lib.grading import gradebook as gb
-from course_lib.grading.grader import Limits, Row, _grader_fingerprint, write_gradebook
+from course_lib.grading.gradebook import Row, write_gradebook
+from course_lib.grading.grader import Limits, _grader_fingerprint
 from course_lib.grading.release import SOLUTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,14 +268,12 @@ def _merge_matches_single(tmp_path: Path) -> bool:
 
 def test_the_comparison_catches_a_merge_that_drops_a_row(tmp_path, monkeypatch):
     assert _merge_matches_single(tmp_path / "right")
-    from course_lib.grading import grader
-
-    real = grader.write_gradebook
+    real = gb.write_gradebook
 
     def dropping(out_dir, rows, regraded):  # a planted merge bug: the last row is lost on the way out
         return real(out_dir, rows[:-1] if "merged" in str(out_dir) else rows, regraded)
 
-    monkeypatch.setattr(grader, "write_gradebook", dropping)
+    monkeypatch.setattr(gb, "write_gradebook", dropping)
     assert not _merge_matches_single(tmp_path / "planted")
 
 

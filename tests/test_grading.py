@@ -18,7 +18,8 @@ import nbformat
 import pytest
 
 from course_lib.grading import grader, release
-from course_lib.grading.grader import Limits, Row, grade, write_gradebook
+from course_lib.grading.gradebook import Row, write_gradebook
+from course_lib.grading.grader import Limits, grade
 from course_lib.grading.notebooks import (
     SourceError,
     Unreadable,

@@ -1,13 +1,13 @@
 """Launch buttons: the repository URL is one setting, every chapter's install cell follows it,
-and Binder installs the pinned CPU build of torch (course_lib/launch.py)."""
+and Binder installs the pinned CPU build of torch (course_lib/book/launch.py)."""
 
 import re
 
 import nbformat
 import pytest
 
-from course_lib import launch
-from course_lib.book import ROOT
+from course_lib.book import launch
+from course_lib.book.timing import ROOT
 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
@@ -28,7 +28,7 @@ def test_chapter_starts_with_the_install_cell(path):
     cell = nb.cells[index]
     assert cell.source == launch.install_cell_source(launch.repository_url()), (
         f"{path.name}: the install cell does not match _config.yml's repository.url; run "
-        "`python -m course_lib.launch <url>`"
+        "`python -m course_lib.book.launch <url>`"
     )
     assert "remove-cell" in cell.metadata.get("tags", []), "the book does not show the install cell"
 

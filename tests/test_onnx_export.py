@@ -1,4 +1,4 @@
-"""course_lib.browser_demos: the exported ONNX graphs (run by onnxruntime in Python) equal PyTorch.
+"""course_lib.book.demos: the exported ONNX graphs (run by onnxruntime in Python) equal PyTorch.
 
 No browser here (tests/test_book_models.py runs the same graphs in Chromium): the seq2seq's
 encoder + one decoder step, looped greedily exactly as the page's JavaScript does, against
@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from course_lib import browser_demos as bd
+from course_lib.book import demos as bd
 from course_lib.bert import BertConfig, BertForPreTraining, fill_mask
 from course_lib.data.dates import load_date_task
 from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig
@@ -64,7 +64,7 @@ def bert(tokenizer):
 
 
 def onnx_greedy(folder, ids: list[int]):
-    """The page's loop (course_lib/web/demos.js, dates.run) with onnxruntime: steps and weights."""
+    """The page's loop (course_lib/book/web/demos.js, dates.run) with onnxruntime: steps and weights."""
     meta = json.loads((folder / "meta.json").read_text())
     encoder = ort.InferenceSession(str(folder / "encoder.onnx"))
     step = ort.InferenceSession(str(folder / "decoder_step.onnx"))

@@ -18,7 +18,7 @@ import sys
 import pytest
 
 from browser import BOOK_HTML, BOOK_SOURCE
-from course_lib.book import toc_files
+from course_lib.book.timing import toc_files
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
 import page_weight  # noqa: E402  (bench/page_weight.py)

@@ -1,4 +1,4 @@
-"""course_lib.viz: bertviz views with local d3/jQuery, truncation of long inputs; course_lib.book_assets.
+"""course_lib.viz: bertviz views with local d3/jQuery, truncation of long inputs; course_lib.book.assets.
 
 The HTML tests need node_modules/ (`make book` runs `npm ci`); the last test draws a view
 in Chromium (marked `browser`), with require.js on the page as in classic Jupyter.
@@ -16,7 +16,8 @@ import threading
 import pytest
 import torch
 
-from course_lib import book_assets, viz
+from course_lib import viz
+from course_lib.book import assets as book_assets
 
 CDN = re.compile(r"cdnjs|unpkg|jsdelivr|googleapis|cloudflare|(src|href)\s*=\s*[\"']?(https?:)?//", re.I)
 needs_assets = pytest.mark.skipif(bool(book_assets.missing()), reason="node_modules/ not installed (run `npm ci` or `make book`)")
@@ -121,7 +122,7 @@ def test_config_names_only_staged_assets():
     import yaml
 
     config = yaml.safe_load((book_assets.ROOT / "_config.yml").read_text())["sphinx"]
-    assert "course_lib.sphinxext" in config["extra_extensions"]
+    assert "course_lib.book.sphinxext" in config["extra_extensions"]
     staged = {f"{book_assets.STATIC_DIR}/{a.target}" for a in book_assets.ASSETS} | {f"{book_assets.STATIC_DIR}/{n}" for n in book_assets.GENERATED}
     named = [config["config"]["mathjax_path"], *config["config"]["nb_ipywidgets_js"]]
     for path in named:

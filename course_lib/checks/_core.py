@@ -8,8 +8,9 @@ clean process, out of reach of anything a submission does to its own kernel:
     check.verify(inputs, outputs)             # compares with the reference; raises CheckFailed
 
 In a learner's notebook the three run back to back and a success line is
-printed. Under the grader (``COURSE_GRADING_DIR`` set), ``outputs`` are also
-saved to disk (``course_lib.grading.recorder``); the grader then reloads them
+printed. Under the grader, ``outputs`` are also handed to the output hook
+(:func:`set_output_hook`), which the grader's recorder (``course_lib.grading.recorder``)
+installs to save them to disk; a check knows nothing else of a grader. The grader reloads them
 with ``torch.load(weights_only=True)`` in a fresh interpreter and calls
 ``verify`` again. Monkeypatching ``torch.allclose``, the reference, or the check
 function inside the kernel therefore cannot change the verdict.
@@ -42,6 +43,18 @@ REGISTRY: dict[str, "Check"] = {}
 #: set to 1 to see the full traceback of a failed check in Jupyter (for course authors)
 TRACEBACK_ENV_VAR = "COURSE_CHECK_TRACEBACK"
 _CHECKS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+
+#: Called as ``hook(check_name, outputs)`` after each check has run the learner's code and
+#: before it verifies; None (the default) records nothing. The grader's recorder installs it.
+_output_hook: Callable[[str, dict[str, Any]], None] | None = None
+
+
+def set_output_hook(hook: Callable[[str, dict[str, Any]], None] | None) -> None:
+    """Install (or, with None, remove) the function every check hands its outputs to."""
+    global _output_hook
+    _output_hook = hook
 
 
 class CheckFailed(AssertionError):
@@ -102,11 +115,10 @@ class Check:
         raise NotImplementedError
 
     def __call__(self, student: Any) -> None:
-        from course_lib.grading import recorder  # local import: keeps checks importable alone
-
         inputs = self.make_inputs()
         outputs = self.run(student, inputs)
-        recorder.record(self.name, outputs)
+        if _output_hook is not None:
+            _output_hook(self.name, outputs)
         self.verify(inputs, outputs)
         print(f"\u2714 {self.name}: {self.success}")
 

@@ -19,7 +19,7 @@ Rendering is nbconvert's ``lab`` HTML with three changes (``course_feedback.html
 
 - nothing is loaded from a CDN: no require.js, no widget manager, no mermaid,
   and MathJax 3 comes from the course's own ``node_modules/mathjax`` (the copy
-  ``make book`` installs, see ``course_lib.book_assets``), staged in
+  ``make book`` installs, see ``course_lib.book.assets``), staged in
   ``feedback/<student>/_assets/`` and loaded by a relative URL, so that a
   student's folder works when copied elsewhere, from a web server or as files.
   Without it the maths is left as TeX and the page says so;
@@ -44,6 +44,7 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.files import replace_atomically
 from course_lib.grading.notebooks import (
     GRADER_TAG,
     Prepared,
@@ -229,7 +230,7 @@ def _exporter():
 
 def mathjax_source() -> Path | None:
     """The MathJax component in the course's node_modules (installed by ``make book``), or None."""
-    from course_lib.book_assets import node_modules_dir
+    from course_lib.assets import node_modules_dir
 
     path = node_modules_dir() / "mathjax" / "es5" / MATHJAX_FILE
     return path if path.is_file() else None
@@ -256,9 +257,7 @@ def stage_assets(assets_dir: Path) -> bool:
     _place(src, assets_dir / "mathjax" / MATHJAX_FILE)
     config = assets_dir / "mathjax-config.js"
     if not config.is_file() or config.read_text(encoding="utf-8") != MATHJAX_CONFIG:
-        tmp = config.with_name(f".{config.name}.{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(MATHJAX_CONFIG, encoding="utf-8")
-        os.replace(tmp, config)
+        replace_atomically(config, lambda f: f.write(MATHJAX_CONFIG))
     return True
 
 

@@ -37,17 +37,19 @@ import io
 import json
 import shutil
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-# grader.py imports this module only inside its functions, so this import is not circular
-from course_lib.grading import grader
+from course_lib.files import replace_atomically
 
 SUMMARY = "summary.csv"
 SHARD_FILE = "shard.json"
 EXPORTS_FILE = "exports.json"
 FORMATS = ("canvas", "moodle", "csv")
+STATUSES = ("passed", "failed", "error", "timeout", "tampered", "not_own_work", "missing", "unreadable")
+FIELDS = ("student", "assignment", "notebook", "grade_id", "status", "points", "max_points", "message", "graded_at")
 #: the columns a gradebook row has
-ROW_FIELDS = grader.FIELDS
+ROW_FIELDS = FIELDS
 #: roster columns: ``student`` (the folder name) is required; the others are optional
 ROSTER_COLUMNS = ("student", "name", "canvas_id", "sis_user_id", "sis_login_id", "section", "email", "idnumber", "username")
 #: messages of rows the grader could not grade (grader.py writes them)
@@ -57,6 +59,64 @@ TO_REVIEW = ("tampered", "not_own_work")
 
 class GradebookError(ValueError):
     """Bad input to the gradebook tools: the message says what was expected and what came."""
+
+
+# --------------------------------------------------------------------------- the rows
+
+
+@dataclass
+class Row:
+    student: str
+    assignment: str
+    notebook: str
+    grade_id: str
+    status: str
+    points: float
+    max_points: float
+    message: str = ""
+    graded_at: str = ""
+    #: True when the grader itself could not grade (not written; it sets the exit status)
+    grader_failure: bool = field(default=False, repr=False)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("grader_failure")
+        return d
+
+
+def read_gradebook(out_dir: Path) -> list[dict]:
+    path = out_dir / "gradebook.json"
+    if not path.is_file():
+        return []
+    data = json.loads(path.read_text())
+    return data["rows"] if isinstance(data, dict) else data
+
+
+def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> list[dict]:
+    """Merge: rows of the (student, assignment) or (student, assignment, notebook) keys in ``regraded``
+    are replaced by ``rows``; others are kept. Both files are replaced atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def replaced(r: dict) -> bool:
+        return (r["student"], r["assignment"]) in regraded or (r["student"], r["assignment"], r["notebook"]) in regraded
+
+    kept = [r for r in read_gradebook(out_dir) if not replaced(r)]
+    new = [r.to_dict() for r in rows]
+    merged: dict[tuple, dict] = {}
+    for r in kept + new:  # keyed: a later row for the same key replaces an earlier one
+        merged[(r["student"], r["assignment"], r["notebook"], r["grade_id"])] = r
+    ordered = sorted(merged.values(), key=lambda r: (r["student"], r["assignment"], r["notebook"]))
+
+    def write_csv(f):
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(ordered)
+
+    replace_atomically(out_dir / "gradebook.json",
+                        lambda f: f.write(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False)))
+    replace_atomically(out_dir / "gradebook.csv", write_csv)
+    refresh(out_dir, ordered)  # summary.csv and recorded exports, from the rows just written
+    return ordered
 
 
 # --------------------------------------------------------------------------- shards
@@ -104,7 +164,7 @@ def read_manifest(out_dir: Path) -> dict | None:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    grader._replace_atomically(path, lambda f: f.write(text))
+    replace_atomically(path, lambda f: f.write(text))
 
 
 def _json(path: Path, what: str):
@@ -139,7 +199,7 @@ def read_rows(grades: Path) -> list[dict]:
 
 def _not_graded(row: dict) -> bool:
     """A row of something the grader could not grade: no test cell (an odd file or folder, an unknown
-    assignment, a broken source, a grader error) or a cell whose message says so. grader.Row.grader_failure
+    assignment, a broken source, a grader error) or a cell whose message says so. Row.grader_failure
     is not written to the gradebook; these are the rows it marks."""
     return not row["grade_id"] or row["message"].startswith(NOT_GRADED)
 
@@ -478,8 +538,8 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     for d in dirs:
         if (d / "feedback").is_dir():
             shutil.copytree(d / "feedback", out_dir / "feedback", dirs_exist_ok=True, symlinks=True)
-    merged = [grader.Row(**{k: r[k] for k in ROW_FIELDS}) for r in rows.values()]
-    return grader.write_gradebook(out_dir, merged, set())
+    merged = [Row(**{k: r[k] for k in ROW_FIELDS}) for r in rows.values()]
+    return write_gradebook(out_dir, merged, set())
 
 
 def not_graded(rows: list[dict]) -> bool:

@@ -30,7 +30,6 @@ chapters/grading_guide.md for the workflow and the threat model.
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import json
 import os
@@ -51,7 +50,8 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.grading import libview, ownwork, recorder, sandbox
+from course_lib.grading import gradebook, libview, ownwork, recorder, sandbox
+from course_lib.grading.gradebook import FIELDS, STATUSES, Row, read_gradebook, write_gradebook  # noqa: F401 (re-exported)
 from course_lib.grading.notebooks import (
     Prepared,
     SourceError,
@@ -64,8 +64,6 @@ from course_lib.grading.notebooks import (
 )
 from course_lib.grading.release import ROOT, SOLUTIONS, list_assignments
 
-STATUSES = ("passed", "failed", "error", "timeout", "tampered", "not_own_work", "missing", "unreadable")
-FIELDS = ("student", "assignment", "notebook", "grade_id", "status", "points", "max_points", "message", "graded_at")
 #: bounds on a recording, checked before it is loaded (no check records anything near them)
 MAX_RECORDING_BYTES = 64 * 2**20  # the file, whose zip entries must be stored uncompressed
 MAX_RECORDING_ENTRIES = 4096  # zip entries (one per tensor storage)
@@ -96,26 +94,6 @@ class Limits:
         for name in ("cell_timeout", "total_timeout", "memory_mb", "processes", "scratch_mb"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-
-
-@dataclass
-class Row:
-    student: str
-    assignment: str
-    notebook: str
-    grade_id: str
-    status: str
-    points: float
-    max_points: float
-    message: str = ""
-    graded_at: str = ""
-    #: True when the grader itself could not grade (not written; it sets the exit status)
-    grader_failure: bool = field(default=False, repr=False)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("grader_failure")
-        return d
 
 
 @dataclass
@@ -727,61 +705,6 @@ def grade_task(task: Task, limits: Limits, sources: _SourceCache, files: _RunFil
     return Outcome(rows, feedback_notebook(executed, source, prepared, rows))
 
 
-# --------------------------------------------------------------------------- the gradebook
-
-
-def read_gradebook(out_dir: Path) -> list[dict]:
-    path = out_dir / "gradebook.json"
-    if not path.is_file():
-        return []
-    data = json.loads(path.read_text())
-    return data["rows"] if isinstance(data, dict) else data
-
-
-def _replace_atomically(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, fsync, then os.replace: readers see the old or the new file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> list[dict]:
-    """Merge: rows of the (student, assignment) or (student, assignment, notebook) keys in ``regraded``
-    are replaced by ``rows``; others are kept. Both files are replaced atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    def replaced(r: dict) -> bool:
-        return (r["student"], r["assignment"]) in regraded or (r["student"], r["assignment"], r["notebook"]) in regraded
-
-    kept = [r for r in read_gradebook(out_dir) if not replaced(r)]
-    new = [r.to_dict() for r in rows]
-    merged: dict[tuple, dict] = {}
-    for r in kept + new:  # keyed: a later row for the same key replaces an earlier one
-        merged[(r["student"], r["assignment"], r["notebook"], r["grade_id"])] = r
-    ordered = sorted(merged.values(), key=lambda r: (r["student"], r["assignment"], r["notebook"]))
-
-    def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(ordered)
-
-    _replace_atomically(out_dir / "gradebook.json",
-                        lambda f: f.write(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False)))
-    _replace_atomically(out_dir / "gradebook.csv", write_csv)
-    from course_lib.grading import gradebook
-
-    gradebook.refresh(out_dir, ordered)  # summary.csv and recorded exports, from the rows just written
-    return ordered
-
-
 # --------------------------------------------------------------------------- the whole run
 
 
@@ -880,7 +803,6 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
     students of shard K of N (gradebook.shard_of) and writes shard.json for ``course merge``;
     the assignments are decided from the whole class, as in a single run.
     """
-    from course_lib.grading import gradebook
     from course_lib.grading.feedback import write_feedback_html
 
     if sandboxed and (why := sandbox.unavailable()):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from nbgrader.utils import is_grade, is_solution
 
-_MACHINERY = {"Check", "REGISTRY", "get_check", "recorder", "CheckFailed"}
+_MACHINERY = {"Check", "REGISTRY", "get_check", "recorder", "CheckFailed", "set_output_hook", "_output_hook"}
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Saves what a check saw, so the grader can re-verify it in a clean process.
 
+Importing this module installs :func:`record` as the checks' output hook
+(``course_lib.checks._core.set_output_hook``): checks know nothing of the grader.
 Inactive unless the environment variable ``COURSE_GRADING_DIR`` names a folder
 (the grader sets it for the kernel it starts). The grader wraps each graded
 test cell in ``begin(grade_id)`` ... so that outputs are filed under the cell
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from course_lib.checks import _core
 
 ENV_VAR = "COURSE_GRADING_DIR"
 _current: str | None = None
@@ -82,3 +86,6 @@ def record(check_name: str, outputs: dict[str, Any]) -> None:
 
 def load(path: Path) -> Any:
     return torch.load(path, weights_only=True)
+
+
+_core.set_output_hook(record)

@@ -1,4 +1,4 @@
-/* The chapters' trained models in the page, with ONNX Runtime Web (see course_lib/browser_demos.py).
+/* The chapters' trained models in the page, with ONNX Runtime Web (see course_lib/book/demos.py).
  *
  * CourseDemos.start(element, config) wires one demo: "dates" (chapter 1, greedy decoding looped
  * here over the exported encoder and decoder step) or "fill-mask" (chapter 8, WordPiece here,
@@ -162,7 +162,7 @@
   // ------------------------------------------------------------------ chapter 1: dates
 
   function prepareDate(text, meta) {
-    // course_lib.browser_demos.prepare_date_input, line by line
+    // course_lib.book.demos.prepare_date_input, line by line
     var ws = new Set(codePoints(meta.whitespace));
     var cps = codePoints(text);
     var a = 0, b = cps.length;
@@ -319,7 +319,7 @@
   }
 
   function fillMaskInput(text, meta) {
-    // course_lib.browser_demos.fill_mask_input, line by line
+    // course_lib.book.demos.fill_mask_input, line by line
     var ids = [meta.cls_id].concat(tokenize(text, meta), [meta.sep_id]);
     var tokens = ids.map(function (i) { return meta.vocab[i]; });
     if (ids.length === 2) return { ids: [], tokens: [], error: "type a sentence with [MASK] where a word should be predicted", notes: [] };

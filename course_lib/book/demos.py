@@ -1,7 +1,7 @@
 """The chapters' own trained models, live in the reader's browser (ONNX Runtime Web).
 
 In the built book an ipywidgets control is dead: only its first state is embedded.
-So, while the book builds (``course_lib.book.building_book()``), chapters 1 and 8
+So, while the book builds (``course_lib.runtime.building_book()``), chapters 1 and 8
 export the model they just trained with ``torch.onnx`` and show an HTML/JavaScript
 demo that runs it in the page:
 
@@ -14,14 +14,14 @@ demo that runs it in the page:
   and the attention weights of every layer and head); the page tokenises with
   WordPiece from the same vocabulary.
 
-Where the files go: the book's Sphinx extension (``course_lib.sphinxext``) sets
+Where the files go: the book's Sphinx extension (``course_lib.book.sphinxext``) sets
 ``COURSE_DEMO_MODELS`` to ``<build>/_build/.course-models`` (next to the jupyter
 cache, so it survives a cached rebuild) and copies the files the page needs into
 ``_build/html/_static/course-models/`` when the build finishes. Next to them the
 export keeps ``model.pt`` (the config and state_dict), which only the tests read:
 they rebuild the model with course_lib and compare PyTorch with the page.
 
-The JavaScript (``course_lib/web/demos.js``) is inlined into the cell's output, so
+The JavaScript (``course_lib/book/web/demos.js``) is inlined into the cell's output, so
 it runs only on those two pages. ONNX Runtime Web (``ort.wasm.min.js`` and its
 WebAssembly, served from ``_static/course-assets/onnxruntime-web/``) and the model
 load on demand: on the first click in the box or on the "run the model" button.
@@ -32,7 +32,7 @@ scale, 0 to 1, with a colour bar saying so (the same convention as the chapters'
 matplotlib heatmaps with ``vmax=1``).
 
 Input rules shared by the page and the live-kernel widgets (so both say the same
-thing about bad input): ``prepare_date_input`` and ``fill_mask_input``.
+thing about bad input) live in ``course_lib.demo_inputs``; this module re-exports them.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ import json
 import os
 import pathlib
 import warnings
-from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from course_lib.demo_inputs import DateInput, FillMaskInput, date_max_chars, fill_mask_input, prepare_date_input
 
 __all__ = [
     "ENV_MODELS",
@@ -67,7 +68,7 @@ __all__ = [
     "fill_mask_demo",
 ]
 
-#: Environment variable (set by course_lib.sphinxext) naming the folder the chapters export into.
+#: Environment variable (set by course_lib.book.sphinxext) naming the folder the chapters export into.
 ENV_MODELS = "COURSE_DEMO_MODELS"
 #: Folder under the site's _static/ that holds the exported models.
 SITE_FOLDER = "course-models"
@@ -87,60 +88,6 @@ def models_dir(create: bool = True) -> pathlib.Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-# --------------------------------------------------------------------------- input rules
-
-
-class DateInput(NamedTuple):
-    text: str  # what the model reads (stripped, cut)
-    ids: list[int]  # one id per character, <unk> for characters outside the vocabulary
-    messages: list[str]  # what the reader is told (empty when all is well)
-
-
-def prepare_date_input(text: str, src_vocab, max_chars: int) -> DateInput:
-    """Strip, cut to ``max_chars`` characters, encode; say what was cut or unknown.
-
-    An empty (or all-blank) text gives no ids and the message "type a date".
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"expected the typed text as a str, got {type(text).__name__}")
-    messages = []
-    text = text.strip()
-    if not text:
-        return DateInput("", [], ["type a date, e.g. 4th of july 1976"])
-    if len(text) > max_chars:
-        messages.append(f"too long: {len(text)} characters; the model reads the first {max_chars}")
-        text = text[:max_chars]
-    unknown = sorted({ch for ch in text if ch not in src_vocab.stoi})
-    if unknown:
-        shown = " ".join(ch if ch.isprintable() else f"U+{ord(ch):04X}" for ch in unknown)
-        messages.append(f"characters the model never saw, read as <unk>: {shown} (it knows a-z, A-Z, 0-9, space and , . - /)")
-    return DateInput(text, src_vocab.encode(text), messages)
-
-
-class FillMaskInput(NamedTuple):
-    ids: list[int]  # [CLS] ... [SEP]; empty when the text cannot be scored
-    tokens: list[str]
-    error: str | None  # why there is nothing to predict (empty, no [MASK], too long)
-    notes: list[str]  # e.g. how many words became [UNK]
-
-
-def fill_mask_input(text: str, tokenizer, max_len: int) -> FillMaskInput:
-    """WordPiece-encode ``[CLS] text [SEP]`` and check that the model can score it."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected the typed text as a str, got {type(text).__name__}")
-    encoding = tokenizer.encode_pair(text)
-    ids, tokens = encoding.ids, encoding.tokens
-    if len(ids) == 2:
-        return FillMaskInput([], [], "type a sentence with [MASK] where a word should be predicted", [])
-    if tokenizer.mask_id not in ids:
-        return FillMaskInput([], tokens, "no [MASK] in the sentence: write [MASK] (capitals, in brackets) where a word should be predicted", [])
-    if len(ids) > max_len:
-        return FillMaskInput([], tokens, f"too long: {len(ids)} tokens with [CLS] and [SEP]; the model has positions for {max_len}", [])
-    n_unk = ids.count(tokenizer.unk_id)
-    notes = [f"{n_unk} word(s) outside the vocabulary read as [UNK]"] if n_unk else []
-    return FillMaskInput(ids, tokens, None, notes)
 
 
 # --------------------------------------------------------------------------- the exported graphs
@@ -235,10 +182,6 @@ def export_date_translator(model: nn.Module, task, folder: str | pathlib.Path | 
     _save_model(folder / "model.pt", "seq2seq", model.config, model)
     return folder
 
-
-def date_max_chars(task) -> int:
-    """The demo reads at most three times the longest training source (a very long paste is cut)."""
-    return 3 * task.max_src_len
 
 
 def export_fill_mask(model: nn.Module, tokenizer, folder: str | pathlib.Path | None = None, k: int = 5) -> pathlib.Path:

@@ -1,4 +1,4 @@
-"""Facts about the built book that tests and benchmarks read.
+"""Facts about the built book that tests and benchmarks read (not imported by the chapters).
 
 ``chapter_execution_seconds()`` reads the execution times that myst-nb's
 jupyter-cache stored when the book was built (``make book``).
@@ -7,36 +7,13 @@ jupyter-cache stored when the book was built (``make book``).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
 import sqlite3
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from course_lib.runtime import CHAPTER_BUDGET_S  # noqa: F401  (re-exported for bench/book_times.py)
 
-#: Seconds each chapter may take to execute on an idle 2-core machine (from the issues).
-CHAPTER_BUDGET_S = {
-    "00_introduction": 60,
-    "01_seq2seq_attention": 90,
-    "02_query_key_value": 90,
-    "03_scaled_dot_product": 90,
-    "04_multi_head": 90,
-    "05_positional_encoding": 90,
-    "06_masking": 90,
-    "07_transformer": 180,
-    "08_bert": 330,
-}
-
-
-#: Set to "1" by the book's Sphinx extension (course_lib.sphinxext) before any chapter executes;
-#: the chapters' kernels inherit it. Cells that show something different in the static book
-#: (plain-text progress bars, in-browser demos) and in a live kernel ask `building_book()`.
-BUILD_ENV = "COURSE_BOOK_BUILD"
-
-
-def building_book() -> bool:
-    """True while the book's build executes a chapter (the static HTML page is the audience)."""
-    return os.environ.get(BUILD_ENV) == "1"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def toc_files(root: pathlib.Path = ROOT) -> list[str]:

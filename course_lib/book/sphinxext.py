@@ -2,7 +2,7 @@
 
 With ``node_modules/`` installed (``make book`` runs ``npm ci``):
 
-* ``config-inited``: copies the assets of ``course_lib.book_assets.ASSETS`` and the
+* ``config-inited``: copies the assets of ``course_lib.book.assets.ASSETS`` and the
   wrapped d3/jQuery for bertviz into ``node_modules/.course-book-static/course-assets/``
   and adds that folder to ``html_static_path`` (published as ``_static/course-assets/``),
   then checks that every local path ``_config.yml`` names (``mathjax_path``,
@@ -33,7 +33,7 @@ from sphinx.util import logging
 from sphinx.util.console import bold, red  # type: ignore[attr-defined]
 from sphinx.util.osutil import relative_uri
 
-from course_lib import book_assets
+from course_lib.book import assets as book_assets
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _config_inited(app: Sphinx, config: Config) -> None:
             setattr(config, key, value)
         # A message, not a warning: the build runs with -W and must still succeed without npm.
         logger.info(
-            bold(red("course_lib.sphinxext: JavaScript assets not installed "))
+            bold(red("course_lib.book.sphinxext: JavaScript assets not installed "))
             + f"({', '.join(gaps[:3])}{', ...' if len(gaps) > 3 else ''} missing from {node_modules}; "
             "install Node.js/npm and run `npm ci`, or `make book`). "
             + bold("The book will load MathJax, require.js, the widget manager, d3 and jQuery from public CDNs "
@@ -70,11 +70,11 @@ def _config_inited(app: Sphinx, config: Config) -> None:
     unknown = [p for p in _local_paths(config) if not (staging / p).is_file()]
     if unknown:
         raise ExtensionError(
-            f"_config.yml names {unknown} under _static/, but course_lib.book_assets stages no such file "
+            f"_config.yml names {unknown} under _static/, but course_lib.book.assets stages no such file "
             f"(expected paths under {book_assets.STATIC_DIR}/, e.g. {book_assets.STATIC_DIR}/mathjax/tex-mml-chtml.js)"
         )
     app.course_assets_staged = True  # type: ignore[attr-defined]
-    logger.info(bold("course_lib.sphinxext: ") + f"serving MathJax, require.js, the widget manager, d3 and jQuery "
+    logger.info(bold("course_lib.book.sphinxext: ") + f"serving MathJax, require.js, the widget manager, d3 and jQuery "
                 f"from _static/{book_assets.STATIC_DIR}/ ({written} files updated)")
 
 
@@ -123,12 +123,12 @@ def _add_explorer_scripts(app: Sphinx, pagename: str, templatename: str, context
 
 
 def _publish_demo_models(app: Sphinx, exception: Exception | None) -> None:
-    """Copy the models the chapters exported (``course_lib.browser_demos``) into ``_static/course-models/``.
+    """Copy the models the chapters exported (``course_lib.book.demos``) into ``_static/course-models/``.
 
     Only the files the page loads (.onnx, .json); ``model.pt`` (for the parity tests) stays next to
     the jupyter cache in ``<build>/_build/.course-models/``, which outlives a cached rebuild.
     """
-    from course_lib.browser_demos import ENV_MODELS, SITE_FOLDER, SITE_SUFFIXES
+    from course_lib.book.demos import ENV_MODELS, SITE_FOLDER, SITE_SUFFIXES
 
     if exception is not None or app.builder.format != "html":
         return
@@ -182,15 +182,15 @@ def _drop_duplicate_scripts(app: Sphinx, pagename: str, templatename: str, conte
 
 
 def setup(app: Sphinx) -> dict:
-    # the chapters' kernels inherit the environment: see course_lib.book.building_book()
-    from course_lib.book import BUILD_ENV
+    # the chapters' kernels inherit the environment: see course_lib.runtime.building_book()
+    from course_lib.runtime import BUILD_ENV
 
     os.environ[BUILD_ENV] = "1"
     # after myst-nb and sphinx.ext.mathjax have registered their settings (default priority 500)
     app.connect("config-inited", _config_inited, priority=900)
     app.connect("doctree-resolved", _link_inline_assets)
-    # the chapters' in-page models (course_lib.browser_demos): exported next to the jupyter cache, published at the end
-    from course_lib.browser_demos import ENV_MODELS
+    # the chapters' in-page models (course_lib.book.demos): exported next to the jupyter cache, published at the end
+    from course_lib.book.demos import ENV_MODELS
 
     os.environ[ENV_MODELS] = str(pathlib.Path(app.outdir).parent / ".course-models")
     app.connect("build-finished", _publish_demo_models)

@@ -7,7 +7,7 @@ and attention views stay blank. Instead:
 
 1. ``make book`` installs the npm packages pinned in ``package.json`` /
    ``package-lock.json`` into ``node_modules/`` (``npm ci``).
-2. ``course_lib.sphinxext`` (loaded by ``_config.yml``) calls :func:`stage` to copy
+2. ``course_lib.book.sphinxext`` (loaded by ``_config.yml``) calls :func:`stage` to copy
    the files listed in :data:`ASSETS` to ``<static>/course-assets/...``, which
    Sphinx publishes as ``_build/html/_static/course-assets/``, with the small files of
    :data:`GENERATED` (``widget-setup.js``: fixes for the widget manager on a local,
@@ -23,19 +23,24 @@ CDN settings in :data:`CDN_FALLBACK` and prints a message saying so.
 from __future__ import annotations
 
 import fnmatch
-import os
 import pathlib
 import shutil
 from dataclasses import dataclass
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from course_lib.assets import (  # noqa: F401 (re-exported) the libraries' catalogue, shared with viz and the grader
+    BERTVIZ_LIBRARIES,
+    ENV_NODE_MODULES,
+    ROOT,
+    VEGA_LIBRARIES,
+    missing_libraries,
+    node_modules_dir,
+    wrapped_global,
+    wrapped_library,
+)
+from course_lib.files import replace_atomically
 
 #: Folder under the site's ``_static/`` that holds every asset below.
 STATIC_DIR = "course-assets"
-
-#: Environment variable naming the node_modules folder to use (the Sphinx extension
-#: sets it so that notebooks executed by the build use the same files).
-ENV_NODE_MODULES = "COURSE_NODE_MODULES"
 
 
 @dataclass(frozen=True)
@@ -71,28 +76,13 @@ ASSETS: tuple[Asset, ...] = (
         "html-manager",
         exclude=("*.map", "*.LICENSE.txt", "embed.js", "libembed-amd.js"),
     ),
-    # ONNX Runtime Web for the chapters' models in the page (course_lib.browser_demos), fetched only when
+    # ONNX Runtime Web for the chapters' models in the page (course_lib.book.demos), fetched only when
     # a reader starts a demo: the WebAssembly-only script, the ES-module glue it imports and the one
     # SIMD WebAssembly binary that glue loads (not the rest of dist/, 136 MB of other builds and maps).
     Asset("onnxruntime-web", "dist/ort.wasm.min.js", "onnxruntime-web/ort.wasm.min.js"),
     Asset("onnxruntime-web", "dist/ort-wasm-simd-threaded.mjs", "onnxruntime-web/ort-wasm-simd-threaded.mjs"),
     Asset("onnxruntime-web", "dist/ort-wasm-simd-threaded.wasm", "onnxruntime-web/ort-wasm-simd-threaded.wasm"),
 )
-
-#: The libraries bertviz needs, wrapped by :func:`wrapped_library` (name -> file in node_modules).
-BERTVIZ_LIBRARIES: dict[str, str] = {
-    # bertviz's JavaScript is written for d3 v5 (event handlers take (d, i)), so pin 5.7.0 as bertviz does.
-    "d3": "d3/dist/d3.min.js",
-    "jquery": "jquery/dist/jquery.min.js",
-}
-
-#: Vega, Vega-Lite and vega-embed for the explorers (course_lib.explorers), wrapped by
-#: :func:`wrapped_global` (name -> file in node_modules). Loaded only on pages with an explorer.
-VEGA_LIBRARIES: dict[str, str] = {
-    "vega": "vega/build/vega.min.js",
-    "vega-lite": "vega-lite/build/vega-lite.min.js",
-    "vega-embed": "vega-embed/build/vega-embed.min.js",
-}
 
 #: Sphinx settings the book uses when the assets are missing (myst-nb's and Sphinx's defaults).
 CDN_FALLBACK: dict[str, object] = {
@@ -113,7 +103,7 @@ CDN_FALLBACK: dict[str, object] = {
 #: Files this module writes itself into _static/course-assets/ (name -> content).
 GENERATED: dict[str, str] = {
     # Loaded on widget pages between require.js and the widget manager (nb_ipywidgets_js in _config.yml).
-    "widget-setup.js": """/* written by course_lib/book_assets.py */
+    "widget-setup.js": """/* written by course_lib/book/assets.py */
 (function () {
   // 1. The widget manager's CSS finds its icon fonts next to the URL require.js gives its
   //    module: by default <page folder>/@jupyter-widgets/html-manager/dist/ (404). Point it here.
@@ -141,65 +131,10 @@ GENERATED: dict[str, str] = {
 }
 
 
-def node_modules_dir() -> pathlib.Path:
-    """The node_modules folder to read assets from (it may not exist)."""
-    env = os.environ.get(ENV_NODE_MODULES)
-    return pathlib.Path(env) if env else ROOT / "node_modules"
-
-
 def missing(node_modules: pathlib.Path | None = None) -> list[str]:
     """Paths (relative to node_modules) of the assets that are not installed."""
-    nm = node_modules or node_modules_dir()
     wanted = [f"{a.package}/{a.source}" for a in ASSETS] + list(BERTVIZ_LIBRARIES.values()) + list(VEGA_LIBRARIES.values())
-    return [w for w in wanted if not (nm / w).exists()]
-
-
-def wrapped_library(name: str, node_modules: pathlib.Path | None = None) -> str:
-    """The source of a bertviz library (``d3`` or ``jquery``), wrapped to be loaded safely anywhere.
-
-    The wrapper hides ``define``/``module``/``exports`` from the library, so it neither
-    registers with require.js (which the widget pages also load: an anonymous
-    ``define`` from a plain script tag is a require.js error) nor replaces the page's
-    own ``window.jQuery``; it stores the library on ``window.courseViz.lib`` and runs
-    any bertviz view that was waiting for it. Loading it twice is harmless.
-    """
-    if name not in BERTVIZ_LIBRARIES:
-        raise ValueError(f"unknown bertviz library {name!r}: expected one of {sorted(BERTVIZ_LIBRARIES)}")
-    source = ((node_modules or node_modules_dir()) / BERTVIZ_LIBRARIES[name]).read_text(encoding="utf-8")
-    if name == "d3":
-        # d3's UMD header attaches to `this` when there is no module system: here NS.lib.
-        load = "(function (define, module, exports) {\n" + source + "\n}).call(NS.lib, undefined, undefined, undefined);\n"
-    else:
-        # jQuery attaches to window; noConflict(true) restores the page's jQuery (if any) and hands ours over.
-        load = (
-            "(function (define, module, exports) {\n" + source + "\n}).call(window, undefined, undefined, undefined);\n"
-            "NS.lib.jquery = window.jQuery.noConflict(true);\n"
-        )
-    return (
-        f"/* {BERTVIZ_LIBRARIES[name]} for course_lib.viz (see course_lib/book_assets.py) */\n"
-        "(function () {\n"
-        "var NS = window.courseViz = window.courseViz || {lib: {}, pending: []};\n"
-        f"if (!NS.lib.{name}) {{\n{load}}}\n"
-        "NS.pending = NS.pending.filter(function (draw) { return !draw(); });\n"
-        "})();\n"
-    )
-
-
-def wrapped_global(name: str, node_modules: pathlib.Path | None = None) -> str:
-    """A Vega library (``vega``, ``vega-lite``, ``vega-embed``) that always sets its browser global.
-
-    Their UMD headers call an AMD ``define`` when one exists: on a page that also loads
-    require.js (widget pages), a plain script tag would then be a require.js error and set
-    no global. Hiding ``define``/``module``/``exports`` makes each set ``window.vega``,
-    ``window.vegaLite`` and ``window.vegaEmbed``, in that order.
-    """
-    if name not in VEGA_LIBRARIES:
-        raise ValueError(f"unknown Vega library {name!r}: expected one of {sorted(VEGA_LIBRARIES)}")
-    source = ((node_modules or node_modules_dir()) / VEGA_LIBRARIES[name]).read_text(encoding="utf-8")
-    return (
-        f"/* {VEGA_LIBRARIES[name]} for course_lib.explorers (see course_lib/book_assets.py) */\n"
-        "(function (define, module, exports) {\n" + source + "\n}).call(window, undefined, undefined, undefined);\n"
-    )
+    return missing_libraries(wanted, node_modules)
 
 
 def vega_library_target(name: str) -> str:
@@ -252,6 +187,6 @@ def stage(static_root: pathlib.Path, node_modules: pathlib.Path | None = None) -
         out = static_root / target
         if not out.exists() or out.read_text(encoding="utf-8") != text:
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(text, encoding="utf-8")
+            replace_atomically(out, lambda f, text=text: f.write(text))
             written += 1
     return written

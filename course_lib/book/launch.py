@@ -5,7 +5,7 @@ repository buttons read it, and so does the install cell at the top of every cha
 after the title), which Colab runs from a copy of the notebook that knows nothing of _config.yml.
 After forking the course, set it once and commit the result:
 
-    python -m course_lib.launch https://github.com/<you>/<repository>
+    python -m course_lib.book.launch https://github.com/<you>/<repository>
 
 That rewrites _config.yml's `repository.url` and every chapter's install cell;
 tests/test_launch.py checks that they agree and that binder/ pins the CPU build of torch.
@@ -23,7 +23,7 @@ import pathlib
 import re
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "_config.yml"
 CHAPTERS = ROOT / "chapters"
 INSTALL_TAG = "course-install"  # marks the install cell (with remove-cell: the book does not show it)
@@ -93,5 +93,5 @@ def set_repository(url: str, config: pathlib.Path = CONFIG, chapters: pathlib.Pa
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m course_lib.launch https://github.com/<you>/<repository>")
+        sys.exit("usage: python -m course_lib.book.launch https://github.com/<you>/<repository>")
     set_repository(sys.argv[1])
