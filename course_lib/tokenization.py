@@ -31,8 +31,10 @@ Dimension legend: B batch, T sequence length.
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Container, Iterable, NamedTuple, Sequence
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # no fork warnings in notebooks
 
@@ -45,6 +47,10 @@ __all__ = [
     "PairEncoding",
     "train_wordpiece",
     "load_tokenizer",
+    "basic_tokenize",
+    "wordpiece",
+    "reference_tokenize",
+    "read_vocab",
 ]
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -75,8 +81,9 @@ class Tokenizer:
     def __init__(self, hf: BertWordPieceTokenizer):
         self.hf = hf
         ids = [hf.token_to_id(t) for t in SPECIAL_TOKENS]
-        if ids != list(range(len(SPECIAL_TOKENS))):
-            raise ValueError(f"expected the special tokens {SPECIAL_TOKENS} at ids 0..4, got ids {ids}")
+        if None in ids:  # the course's vocabulary has them at 0..4, BERT's at 0 and 100..103
+            missing = [t for t, i in zip(SPECIAL_TOKENS, ids) if i is None]
+            raise ValueError(f"the vocabulary lacks the special tokens {missing}")
         self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = ids
         self.special_ids = tuple(ids)
 
@@ -123,6 +130,124 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(WordPiece, vocab_size={self.vocab_size})"
+
+
+# --------------------------------------------------------------------------- WordPiece by hand
+# The same algorithm as the Rust tokenizer above (BERT's BasicTokenizer + WordpieceTokenizer), in plain
+# Python, to read and to test against transformers' BertTokenizerFast on real text (tests/test_tokenizer_real.py).
+
+_SPECIAL_PATTERN = "(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")"
+MAX_CHARS_PER_WORD = 100  # a longer "word" becomes one [UNK] (BERT's max_input_chars_per_word)
+
+
+def _is_cjk(cp: int) -> bool:
+    """A CJK ideograph (Chinese hanzi, Japanese kanji, Korean hanja): BERT cuts these one by one.
+    Hiragana, katakana and Hangul are *not* in these blocks: they stay inside words."""
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
+
+
+def _is_punctuation(ch: str) -> bool:
+    """ASCII symbols count as punctuation too ("$", "+", "^", "`"), not only Unicode's P* classes."""
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+def _is_whitespace(ch: str) -> bool:
+    return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
+
+
+def _is_control(ch: str) -> bool:
+    return ch not in "\t\n\r" and unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def basic_tokenize(text: str, lowercase: bool = True) -> list[str]:
+    """Clean, space out CJK ideographs, lower-case, strip accents, split on whitespace and punctuation.
+
+    >>> basic_tokenize("Héllo, Wörld! 注意力")
+    ['hello', ',', 'world', '!', '注', '意', '力']
+    """
+    chars = []
+    for ch in text:
+        cp = ord(ch)
+        if cp == 0 or cp == 0xFFFD or _is_control(ch):
+            continue  # clean_text: drop NUL, the replacement character and control characters
+        if _is_whitespace(ch):
+            chars.append(" ")
+        elif _is_cjk(cp):
+            chars.append(f" {ch} ")  # handle_chinese_chars: every ideograph is a word
+        else:
+            chars.append(ch)
+    words = []
+    for word in "".join(chars).split():
+        if lowercase:  # strip_accents follows lowercase in BERT's uncased models
+            word = unicodedata.normalize("NFD", word.lower())
+            word = "".join(c for c in word if unicodedata.category(c) != "Mn")
+        piece = ""
+        for ch in word:  # every punctuation character is a word of its own
+            if _is_punctuation(ch):
+                words += [piece, ch] if piece else [ch]
+                piece = ""
+            else:
+                piece += ch
+        if piece:
+            words.append(piece)
+    return words
+
+
+def wordpiece(word: str, vocab: Container[str], unk: str = "[UNK]", max_chars: int = MAX_CHARS_PER_WORD) -> list[str]:
+    """Greedy longest-match-first, left to right; a word with any piece not in ``vocab`` is one ``unk``.
+
+    >>> wordpiece("heavily", {"heav", "##ily", "##i"})
+    ['heav', '##ily']
+    """
+    if len(word) > max_chars:
+        return [unk]
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:  # the longest piece in the vocabulary that starts here
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                break
+            end -= 1
+        if end == start:
+            return [unk]  # no piece fits: the whole word is unknown, not just this part
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+def reference_tokenize(text: str, vocab: Container[str], lowercase: bool = True) -> list[str]:
+    """Text -> WordPiece tokens, in plain Python (what ``Tokenizer.tokenize`` computes in Rust).
+
+    Special tokens typed in the text ("[SEP]", "[MASK]") are kept whole, before any other step.
+
+    >>> reference_tokenize("The [MASK] falls.", {"the", "falls", "."})
+    ['the', '[MASK]', 'falls', '.']
+    """
+    tokens = []
+    for i, part in enumerate(re.split(_SPECIAL_PATTERN, text)):
+        if i % 2:  # the captured special tokens sit at odd indices
+            tokens.append(part)
+        else:
+            tokens += [p for word in basic_tokenize(part, lowercase) for p in wordpiece(word, vocab)]
+    return tokens
+
+
+def read_vocab(vocab_file: str | Path) -> list[str]:
+    """``vocab.txt``: one token per line, the line number is the id."""
+    return Path(vocab_file).read_text(encoding="utf-8").splitlines()
 
 
 def train_wordpiece(sentences: Iterable[str], vocab_size: int = 1000, min_frequency: int = 2) -> Tokenizer:
