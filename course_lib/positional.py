@@ -67,8 +67,22 @@ def sinusoidal_encoding(
     """The sinusoidal table.
 
     layout="interleaved" (the paper): columns sin_0, cos_0, sin_1, cos_1, ...
-    layout="concatenated" (tensor2tensor, some tutorials): all sines, then all cosines.
+    layout="concatenated" (some tutorials): all sines, then all cosines.
     Both hold the same numbers; only the column order differs.
+
+    tensor2tensor's ``get_timing_signal_1d`` is concatenated but is not this table: it
+    spaces the log-frequencies by log(10000) / (d_model/2 - 1) where the paper has
+    log(10000) * 2 / d_model (its own comment: it "slightly differs from the published
+    paper"). At d_model = 10, positions 0-10, its largest difference from layout="concatenated" is
+    about 0.55, and ``check_encoding_table`` does not report it as ``concatenated``.
+
+    >>> table = sinusoidal_encoding(3, 4)
+    >>> table.shape
+    torch.Size([3, 4])
+    >>> table[0].tolist()  # position 0: sin 0 = 0, cos 0 = 1
+    [0.0, 1.0, 0.0, 1.0]
+    >>> sinusoidal_encoding(3, 4, layout="concatenated")[0].tolist()
+    [0.0, 0.0, 1.0, 1.0]
 
     Shapes:
         returns: (n_positions, d_model)
@@ -177,7 +191,9 @@ MISTAKES: dict[str, str] = {
     "degrees": "the angles were taken in degrees instead of radians (values change very slowly down the rows)",
     "base_1000": "the base is 1000 instead of 10000 (the low-frequency columns change too quickly)",
     "positions_from_1": "the rows start at position 1 instead of 0 (the first row is not 0, 1, 0, 1, ...)",
-    "concatenated": "not a mistake but the other layout: all sines first, then all cosines (tensor2tensor)",
+    "concatenated": "not a mistake but the other layout: all sines first, then all cosines, "
+    "with the paper's frequencies (tensor2tensor's timing signal is concatenated too, but its "
+    "frequencies differ slightly, so it does not match this)",
 }
 
 

@@ -118,6 +118,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "2014": "WMT 2014, the paper's data set",
         "45,000": "the date task's training split, fixed in code (load_date_task(n_train=45_000))",
         "1,000": "test dates per checkpoint, fixed in code (N_EVAL = 1000)",
+        "1.0": "the gradient-clipping norm, fixed in code (fit(..., clip_norm=1.0))",
         "30": "a typical sentence length, n of about 30 (an illustration, not a measurement)",
         "50": "answer 6: n = 50",
         "5000": "answer 6: n = 5000 (the RNN's 5000 steps)",

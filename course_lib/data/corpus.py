@@ -1,9 +1,13 @@
 """A small generated English world for masked-language-model pretraining (chapter 8).
 
-    >>> world = World()                                    # doctest: +SKIP
-    >>> corpus = make_corpus(n_docs=2000, split="train")   # doctest: +SKIP
-    >>> corpus.documents[0][:3]                            # doctest: +SKIP
-    ['anna lives in paris .', 'paris is a city in france .', 'she works as a doctor .']
+    >>> world = World()
+    >>> anna = world.people["anna"]
+    >>> anna.city, anna.country, anna.job, anna.pet
+    ('berlin', 'germany', 'teacher', 'horse')
+    >>> [name for name, p in world.people.items() if p.city == "paris" or p.job == "doctor"]
+    ['tom', 'omar']
+    >>> make_corpus(n_docs=1, split="train").documents[0][:3]
+    ['tom has a house in paris .', 'tom eats a plum .', 'the plum is purple .']
 
 Why generate text: nothing may be downloaded at run time, and a tiny model
 trained for minutes on a CPU learns nothing measurable from a few megabytes of
@@ -32,11 +36,30 @@ those sentences: they test whether a fact learnt in one phrasing is found in
 another.
 
 Fine-tuning task (``topic_task``): label a sentence by what it talks about,
-``animal``, ``fruit`` or ``job``, e.g. "rosa talks about the wolf ." -> animal. The
+``animal``, ``fruit`` or ``job``, e.g. "omar draws a cook ." -> job (label 2). The
 templates are new (never in the stories), and the words are split in two: the
 labelled training sentences use half the animals, fruits and jobs, the test
 sentences only the other half. A model can only label "owl" correctly without
 ever having seen it labelled if pretraining put "owl" near "cat" and "dog".
+
+The word lists, reviewed as data (issue 25). Every list and category was read for
+membership and for the grammar of the sentences it is put into; ``tests/test_data_review.py``
+checks the grammar over generated text:
+
+    grammar    "one" takes the singular ("has one cherry", never "one cherries"), any other
+               number the plural; "a"/"an" follows the sound of the next word (``article``:
+               "an owl", "a university", "an hour"); a singular subject takes the verb in
+               -s ("the dog barks"), a plural one the bare verb ("the dogs bark"); plurals
+               are the real ones ("wolves", "sheep", "cherries", "tomatoes").
+    membership names are names (six female, six male, matching she/her and he/his);
+               every city lies in the country given (london: england, a country of the
+               UK; seoul: korea, i.e. South Korea); every job has a real workplace; every
+               animal makes the sound given, and every pet is an animal people keep.
+    known oddities, kept so that the corpus (and chapter 8's trained model) stays as it
+               is: ``carrot`` is a vegetable in ``FRUIT`` (so the topic task calls a carrot a
+               fruit); ``THINGS`` mixes things with a colour and ``night``, whose "colour"
+               is "dark", and its walk sentences can read "walk by the milk"; a pet owl
+               or bee is unusual (the bee is never a pet: ``PETS`` leaves it out).
 
 Licence: this module is MIT-licensed like the rest of course_lib. The text it
 generates is original (written by this program from the word lists below) and
@@ -52,6 +75,8 @@ from typing import Iterator, Literal, Sequence
 __all__ = [
     "World",
     "Person",
+    "article",
+    "count_noun",
     "Corpus",
     "make_corpus",
     "vocabulary",
@@ -112,10 +137,39 @@ NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight
 OBJECTS = ["ball", "book", "hat", "cup", "kite", "map", "key", "lamp", "clock", "bag"]
 OBJECT_COLOURS = ["red", "blue", "green", "yellow", "white", "black"]
 
+#: Words whose first letter misleads "a"/"an": a vowel letter read as a consonant sound, or a
+#: silent h before a vowel sound. None occurs in these lists today; the rule is general.
+CONSONANT_SOUND_VOWELS = ("one", "once", "uni", "use", "usu", "eu", "ewe", "ukulele")
+VOWEL_SOUND_H = ("hour", "honest", "honour", "honor", "heir")
+
+
+def article(word: str) -> str:
+    """ "a" or "an" for ``word``, by its first sound.
+
+    >>> [f"{article(w)} {w}" for w in ("owl", "dog", "hour", "university", "egg", "one")]
+    ['an owl', 'a dog', 'an hour', 'a university', 'an egg', 'a one']
+    """
+    w = word.lower()
+    if w.startswith(VOWEL_SOUND_H):
+        return "an"
+    if w.startswith(CONSONANT_SOUND_VOWELS):
+        return "a"
+    return "an" if w[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def count_noun(number: int, singular: str, plural: str) -> str:
+    """ "one cherry", "two cherries": the number word, with the noun agreeing.
+
+    >>> count_noun(1, "cherry", "cherries"), count_noun(3, "cherry", "cherries")
+    ('one cherry', 'three cherries')
+    """
+    return f"{NUMBERS[number]} {singular if number == 1 else plural}"
+
+
 # Three ways to say where a person lives; per person one is reserved for the held-out split.
 LIVES_TEMPLATES = ("{p} lives in {city} .", "the home of {p} is in {city} .", "{p} has a house in {city} .")
 # Three ways to say a fruit's colour; per fruit one is reserved for the held-out split.
-COLOUR_TEMPLATES = ("the {f} is {c} .", "{fs} are {c} .", "a ripe {f} is {c} .")
+COLOUR_TEMPLATES = ("the {f} is {c} .", "{fs} are {c} .", "a ripe {f} is {c} .")  # "ripe": never "an"
 
 
 @dataclass(frozen=True)
@@ -229,7 +283,7 @@ class World:
     def _job_block(p: Person, rng: random.Random) -> list[str]:
         place = JOB_PLACE[p.job]
         return [
-            rng.choice([f"{p.subject} works as a {p.job} .", f"{p.name} is a {p.job} ."]),
+            rng.choice([f"{p.subject} works as {article(p.job)} {p.job} .", f"{p.name} is {article(p.job)} {p.job} ."]),
             rng.choice([f"every day {p.subject} goes to the {place} .", f"{p.subject} likes {p.possessive} work at the {place} ."]),
         ]
 
@@ -239,7 +293,7 @@ class World:
         n = NUMBERS[rng.randrange(2, 6)]
         pet_name = rng.choice(["pip", "bo", "kiki", "rex", "lulu"])
         return rng.choice([
-            [f"{p.name} has a {p.pet} .", f"the {p.pet} {sound_one} all day ."],
+            [f"{p.name} has {article(p.pet)} {p.pet} .", f"the {p.pet} {sound_one} all day ."],
             [f"{p.subject} has {n} {plural} .", f"the {plural} {sound_many} at night ."],
             [f"{p.possessive} {p.pet} is called {pet_name} .", f"when {pet_name} is happy it {sound_one} ."],
         ])  # fmt: skip
@@ -257,13 +311,17 @@ class World:
 
     def _fruit_block(self, p: Person, rng: random.Random, split: Split) -> list[str]:
         fruit = rng.choice(list(FRUIT))
-        return [f"{p.name} eats a {fruit} .", self.colour_sentence(fruit, rng, split)]
+        return [f"{p.name} eats {article(fruit)} {fruit} .", self.colour_sentence(fruit, rng, split)]
 
     @staticmethod
     def _counting_block(p: Person, rng: random.Random) -> list[str]:
         a, b = rng.randrange(1, 7), rng.randrange(1, 7)
-        fruits = FRUIT[rng.choice(list(FRUIT))][0]
-        return [f"{p.name} has {NUMBERS[a]} {fruits} and gets {NUMBERS[b]} more .", f"now {p.subject} has {NUMBERS[a + b]} {fruits} ."]
+        fruit = rng.choice(list(FRUIT))
+        plural = FRUIT[fruit][0]
+        return [
+            f"{p.name} has {count_noun(a, fruit, plural)} and gets {NUMBERS[b]} more .",
+            f"now {p.subject} has {count_noun(a + b, fruit, plural)} .",
+        ]
 
     @staticmethod
     def _sum_block(rng: random.Random) -> list[str]:
@@ -273,7 +331,7 @@ class World:
     @staticmethod
     def _giving_block(p: Person, q: Person, rng: random.Random) -> list[str]:
         obj, colour = rng.choice(OBJECTS), rng.choice(OBJECT_COLOURS)
-        return [f"{p.name} has a {colour} {obj} .", f"{p.subject} gives the {obj} to {q.name} .", f"now {q.name} has the {colour} {obj} ."]
+        return [f"{p.name} has {article(colour)} {colour} {obj} .", f"{p.subject} gives the {obj} to {q.name} .", f"now {q.name} has the {colour} {obj} ."]
 
     def _friend_block(self, p: Person, q: Person, rng: random.Random, split: Split) -> list[str]:
         thing = rng.choice(list(THINGS))
@@ -288,7 +346,7 @@ class World:
         plural, sound_one, sound_many = ANIMALS[seen]
         n = NUMBERS[rng.randrange(2, 6)]
         return rng.choice([
-            [f"{p.name} sees a {seen} .", f"the {seen} {sound_one} ."],
+            [f"{p.name} sees {article(seen)} {seen} .", f"the {seen} {sound_one} ."],
             [f"{p.subject} sees {n} {plural} .", f"the {plural} {sound_many} ."],
         ])  # fmt: skip
 
@@ -340,8 +398,8 @@ def vocabulary(corpora: Sequence[Corpus]) -> set[str]:
 
 TOPICS = ("animal", "fruit", "job")
 TOPIC_TEMPLATES = (
-    "{p} likes the {x} .", "{p} talks about the {x} .", "{p} draws a {x} .",
-    "{p} thinks of the {x} .", "a picture of a {x} is on the wall .", "{p} reads a story about a {x} .",
+    "{p} likes the {x} .", "{p} talks about the {x} .", "{p} draws {a} {x} .",
+    "{p} thinks of the {x} .", "a picture of {a} {x} is on the wall .", "{p} reads a story about {a} {x} .",
 )  # fmt: skip
 
 
@@ -375,7 +433,8 @@ def topic_task(n_train: int = 300, n_test: int = 600, seed: int = 0) -> TopicTas
         for _ in range(n):
             label = r.randrange(len(TOPICS))
             x = r.choice(pool[TOPICS[label]])
-            out.append((r.choice(TOPIC_TEMPLATES).format(p=r.choice(names), x=x), label))
+            template, name = r.choice(TOPIC_TEMPLATES), r.choice(names)
+            out.append((template.format(p=name, x=x, a=article(x)), label))
         return out
 
     return TopicTask(

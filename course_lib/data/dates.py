@@ -1,12 +1,27 @@
 """Human-written dates -> ISO dates: the toy translation task of chapters 1 and 7.
 
-    >>> make_date_pairs(3, seed=0)           # doctest: +SKIP
-    [('tuesday, september 27, 1994', '1994-09-27'), ('27.09.1994', '1994-09-27'), ...]
+    >>> make_date_pairs(3, seed=0)
+    [('2050/12/05', '2050-12-05'), ('November 30 1992', '1992-11-30'), ('10-MAR-37', '2037-03-10')]
 
-A source string is one date written in one of ``FORMATS`` (17 human formats:
-``september 27, 1994``, ``9/27/94``, ``TUESDAY, SEPTEMBER 27, 1994``, ``27 sep 1994``,
-``27.09.1994``, ...); the target is always ``1994-09-27``. Weekday names are the
-real ones (``datetime``). Characters are the tokens, so the vocabularies are tiny.
+A source string is one date written in one of ``FORMATS``; the target is always the ISO
+date. Weekday names are the real ones (``datetime``). Characters are the tokens, so the
+vocabularies are tiny. Five of the formats, for one day:
+
+    >>> len(FORMATS)
+    17
+    >>> day = dt.date(1994, 9, 27)
+    >>> day.strftime("%A")
+    'Tuesday'
+    >>> for fmt in ("month d, yyyy", "m/d/yy", "WEEKDAY, MONTH d, yyyy", "d mon yyyy", "dd.mm.yyyy"):
+    ...     print(format_date(day, fmt))
+    september 27, 1994
+    9/27/94
+    TUESDAY, SEPTEMBER 27, 1994
+    27 sep 1994
+    27.09.1994
+
+(``tests/test_data_review.py`` checks that the example beside each format in ``FORMATS``
+is what ``format_date`` writes for that day.)
 
 Conventions that keep the task well defined (one right answer per source):
     - a slash means month first (``9/27/94``, ``09/27/1994``) unless the year

@@ -70,8 +70,16 @@ def letter_digit_task(
 ) -> LetterDigitBatch:
     """``length / 2`` distinct letters, each placed at two random positions, each position with a random digit.
 
-    Example (length 6): ``c4 a1 f7 a9 c2 f0`` -> previous digit ``- 4 1 7 9 2``,
-    matching digit ``2 9 0 1 4 7`` (the digit next to the *other* ``c``, ``a``, ``f``).
+    Example (length 6): the previous digit (``IGNORE`` at t = 0), and the matching digit,
+    the one beside the *other* ``c``, ``e`` or ``d``:
+
+    >>> batch = letter_digit_task(1, length=6, n_letters=6, seed=0)
+    >>> letter_digit_labels(batch.tokens[0])
+    ['c6', 'e9', 'e8', 'd6', 'c6', 'd8']
+    >>> batch.prev_target[0].tolist()
+    [-100, 6, 9, 8, 6, 6]
+    >>> batch.match_target[0].tolist()
+    [6, 8, 9, 8, 6, 6]
     """
     if length % 2 or length < 4:
         raise ValueError(f"length must be even and >= 4 (every letter occurs twice), got {length}")
@@ -116,6 +124,9 @@ def copy_back_task(
     n: int, length: int, vocab_size: int = 10, shift: int = 1, seed: int | torch.Generator | None = 0
 ) -> CopyBackBatch:
     """Random tokens; the target at position t is the token at t - shift.
+
+    >>> copy_back_task(1, 6, shift=1, seed=0)
+    CopyBackBatch(tokens=tensor([[4, 9, 3, 0, 3, 9]]), target=tensor([[-100,    4,    9,    3,    0,    3]]))
 
     Attention without positions sees a *set* of tokens and cannot know which one is
     ``shift`` steps back, so this task measures what a positional encoding provides.
