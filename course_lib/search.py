@@ -40,6 +40,7 @@ __all__ = [
     "hit_rates",
     "QUERIES",
     "find_paragraph",
+    "query_answers",
 ]
 
 BOOK_ROOT = Path(__file__).resolve().parents[1]  # a clone: chapters/ sits beside course_lib/
@@ -203,10 +204,14 @@ def top_k(query_vectors: torch.Tensor, paragraph_vectors: torch.Tensor, k: int =
     return similarity.topk(k, dim=-1)
 
 
-def hit_rates(indices: torch.Tensor, right: Sequence[int], ks: Sequence[int] = (1, 5)) -> dict[int, float]:
-    """The share of queries whose right paragraph is among the first k, for each k."""
-    right_t = torch.as_tensor(list(right))[:, None]  # (Q, 1)
-    return {k: float((indices[:, :k] == right_t).any(-1).float().mean()) for k in ks}
+def hit_rates(indices: torch.Tensor, right: Sequence[set[int]], ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """The share of queries with a right paragraph among their first k, for each k.
+
+    >>> hit_rates(torch.tensor([[3, 1], [0, 2]]), [{1}, {0, 5}], ks=(1, 2))
+    {1: 0.5, 2: 1.0}
+    """
+    hits = {k: sum(bool(set(row[:k].tolist()) & answers) for row, answers in zip(indices, right)) for k in ks}
+    return {k: n / len(right) for k, n in hits.items()}
 
 
 def find_paragraph(paragraphs: Sequence[Paragraph], source: str, phrase: str) -> int:
@@ -217,6 +222,83 @@ def find_paragraph(paragraphs: Sequence[Paragraph], source: str, phrase: str) ->
     return hits[0]
 
 
-# A question a reader might type, and the paragraph that answers it: (query, file prefix, a phrase of
-# that paragraph only). Written by reading the chapters; the phrase keeps the answer fixed when prose around it moves.
-QUERIES: tuple[tuple[str, str, str], ...] = ()
+# A question a reader might type, and the paragraphs that answer it, each named by its file's prefix and a
+# phrase only it contains ("01_|It rains heavily"): the answer stays fixed when the prose around it moves.
+# Written by reading the chapters. Where the book answers a question twice (a chapter and the bugs page,
+# or two consecutive paragraphs of one argument), both count as right, for every method alike.
+QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("why is one fixed-size vector a bottleneck for the decoder", ("01_|the decoder's only view of the source is the encoder's last state",)),
+    ("the decoder step for rains looks at one source word", ("01_|It rains heavily",)),
+    ("attention computed with an elementwise multiply and a sum instead of a matrix product",
+     ("01_|Deep Learning from Scratch 2, we first write", "01_|A sum of elementwise products is an inner product")),
+    ("concatenation scoring is the same as the additive perceptron score",
+     ("01_|Concat is additive attention in disguise", "01_|checks the \"concat is additive\" claim")),
+    ("attention that picks a single encoder state and cannot be trained by backpropagation",
+     ("01_|Everything so far is soft attention", "01_|The hard context does not even depend on h")),
+    ("a window around a predicted aligned source position with a gaussian",
+     ("01_|call attention over all source positions global", "01_|only the positions inside the window do")),
+    ("does translation quality drop for longer sentences without attention", ("01_|Cho et al. found the plain encoder-decoder's translations",)),
+    ("attention as looking something up in a python dictionary",
+     ("02_|A Python dict maps keys to values", "02_|A hard lookup is the special case")),
+    ("why a long key vector wins attention even when it points elsewhere",
+     ("02_|The last row has the same angle as the second", "02_|The dot product rewards length as well as direction, and pear's key")),
+    ("what does the pronoun it refer to, the animal or the street", ("02_|is the animal in the first sentence and the street in the second",)),
+    ("a japanese verb written in katakana that could mean to sing or to cry", ("02_|The same mechanism disambiguates words. In Japanese",)),
+    ("why do the dot products grow with the dimension of the keys",
+     ("03_|Suppose the components of $q$ and $k$ are independent", "03_|The typical size of a score is its standard deviation")),
+    ("the gradient of the softmax vanishes when the weights are nearly one-hot",
+     ("03_|and if $p$ were exactly one-hot every entry would be 0", "03_|Its gradient shrinks with it",
+      "bugs|the softmax saturates into nearly one-hot rows")),
+    ("is additive attention slower than dot-product attention on a CPU", ("03_|On this CPU additive attention is",)),
+    ("no query has to wait for another, unlike recurrent networks", ("03_|An RNN must compute its state at step",)),
+    ("why several heads instead of one weighted average",
+     ("04_|One attention head computes one weighted average per query", "04_|Suppose a query needs two things")),
+    ("reshape the batch into heads with view and transpose",
+     ("04_|Looping over $h$ small matrices is slow and awkward", "04_|(B, T, H, D) → transpose(1, 2)")),
+    ("does adding more heads increase the number of parameters", ("04_|parameters, whatever the number of heads",)),
+    ("the mask convention of torch MultiheadAttention is inverted",
+     ("04_|Mask polarity is opposite", "06_|PyTorch's masks mean the opposite", "bugs|A boolean mask read with the opposite meaning")),
+    ("without positions, shuffling the words gives the same outputs",
+     ("05_|a sum does not depend on the order of its terms", "05_|Shuffle the words and each word gets the same output")),
+    ("a positional encoding table copied from a blog post may contain errors", ("05_|Tables like this one are copied from post to post",)),
+    ("moving by a fixed offset is a rotation of each sine cosine pair",
+     ("05_|Why sines and cosines? Because then moving by a fixed offset", "05_|Stacking one such block per pair")),
+    ("why add the position vector to the embedding instead of concatenating it",
+     ("05_|not concatenated to it. Why is a sum not a hopeless mix", "05_|Width and cost. Concatenation would widen")),
+    ("learned position embeddings fail beyond the training length", ("05_|The alternative is to learn one vector per position",)),
+    ("why not set the masked weights to zero after the softmax",
+     ("06_|Why not compute the softmax as usual and then set the weights", "06_|Zeroing after the softmax leaves weights",
+      "bugs|Setting the weights of masked keys to 0 after the softmax")),
+    ("a query that may attend to no key at all produces NaN",
+     ("06_|What if a query may attend to no key at all", "bugs|A query with no key allowed at all")),
+    ("padding tokens fill shorter sentences in a batch", ("06_|Sentences have different lengths; a batch is a rectangle",)),
+    ("residual connections let the gradient pass through the identity",
+     ("07_|The same holds across depth", "07_|A residual connection adds a sublayer's input to its output")),
+    ("layer normalisation versus batch normalisation statistics",
+     ("07_|LayerNorm treats every token alone", "07_|Both kinds subtract a mean")),
+    ("putting the norm before the sublayer instead of after it", ("07_|The paper puts the norm after the residual sum",)),
+    ("the learning rate warms up and then decays with the inverse square root",
+     ("07_|It rises linearly for", "07_|The paper trains with Adam")),
+    ("label smoothing makes the model less sure of the right token",
+     ("07_|The paper also trains against smoothed targets", "07_|The loss is smallest when $p = q$")),
+    ("greedy decoding versus keeping the k best partial outputs", ("07_|Greedy decoding takes the most probable token",)),
+    ("the transformer cannot copy strings longer than the ones it was trained on",
+     ("07_|Length generalisation. The Universal Transformer", "07_|The first point is quick to see")),
+    ("why does BERT replace only some chosen tokens with the mask token", ("08_|Why not always [MASK]",)),
+    ("the next sentence task was dropped by RoBERTa", ("08_|Later work questioned NSP",)),
+    ("a mask that means the opposite in two libraries, and the queries attend to what they should ignore",
+     ("bugs|Each query attends to exactly the keys it should ignore", "bugs|A boolean mask read with the opposite meaning")),
+    ("softmax taken over the wrong dimension so columns sum to one",
+     ("bugs|The columns of the weight matrix sum to 1", "bugs|each key gets a distribution over the queries")),
+    ("how do I score my notebook the way the grader does before handing it in",
+     ("exercises|Score a whole notebook exactly as the grader will", "00_|To score a whole notebook the way the grader will")),
+    ("keep the solutions out of the public repository when releasing exercises",
+     ("instructors|Never push main itself", "instructors|Each release is one commit on a local branch public")),
+    ("grading runs inside a sandbox, install bubblewrap",
+     ("instructors|Every notebook runs in a bubblewrap sandbox", "grading|Every notebook runs in a sandbox made with bubblewrap")),
+)
+
+
+def query_answers(paragraphs: Sequence[Paragraph], queries=QUERIES) -> list[set[int]]:
+    """For each query, the indices of its right paragraphs (each phrase must name exactly one)."""
+    return [{find_paragraph(paragraphs, *answer.split("|", 1)) for answer in answers} for _, answers in queries]
