@@ -2,7 +2,7 @@
 
     course check NOTEBOOK                 score one notebook the way the grader does (learners)
     course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--shard K/N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
-    course export --format canvas|moodle|csv [--grades grades/] [--roster roster.csv] [--out FILE]
+    course export --format canvas|moodle|csv [--grades grades/] [--roster roster.csv] [--columns columns.csv] [--out FILE] [--allow-ungraded]
     course merge SHARD_DIR ... --out DIR  combine the gradebooks of `course grade --shard K/N` runs
     course release [ASSIGNMENT ...]       regenerate exercises/ from solutions/ (= make exercises)
 
@@ -237,11 +237,20 @@ def cmd_export(args) -> int:
 
     try:
         path = export(Path(args.grades), args.format, Path(args.out) if args.out else None,
-                      Path(args.roster) if args.roster else None)
+                      Path(args.roster) if args.roster else None, Path(args.columns) if args.columns else None,
+                      allow_ungraded=args.allow_ungraded)
     except GradebookError as err:
         print(f"course export: {err}", file=sys.stderr)
         return 2
     print(f"{args.format} export: {path} (rewritten whenever `course grade --out {args.grades}` updates the gradebook)")
+    if args.roster:
+        from course_lib.grading.gradebook import read_roster, read_rows
+
+        graded = {r["student"] for r in read_rows(Path(args.grades))}
+        absent = [s for s in read_roster(Path(args.roster)) if s not in graded]
+        if absent:
+            print(f"course export: {len(absent)} roster student(s) without any submission get 0, marked missing: "
+                  f"{', '.join(absent[:10])}" + (" ..." if len(absent) > 10 else ""), file=sys.stderr)
     return 0
 
 
@@ -301,6 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--roster", help="CSV: column 'student' (folder name) and LMS ids (name, canvas_id, sis_user_id, "
                                     "sis_login_id, section, email, idnumber, username)")
     p.add_argument("--out", help="file to write (default GRADES/export-FORMAT.csv)")
+    p.add_argument("--columns", help="canvas: CSV 'assignment,column' mapping assignment folders to the titles of "
+                                     "existing Canvas assignments, 'Name (ID)' as Canvas exports them")
+    p.add_argument("--allow-ungraded", action="store_true",
+                   help="export even when some work was not graded (grader failures): those cells are left blank, never 0")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", help="combine the shard folders of `course grade --shard K/N` into one gradebook")

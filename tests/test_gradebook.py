@@ -79,8 +79,8 @@ def test_terminal_table_shows_maxima_and_every_student(tmp_path):
 
 def test_regrading_rewrites_summary_and_recorded_exports(tmp_path):
     write_gradebook(tmp_path, _class(), set())
-    canvas = gb.export(tmp_path, "canvas")
-    outside = gb.export(tmp_path, "moodle", tmp_path / "lms" / "moodle.csv")
+    canvas = gb.export(tmp_path, "canvas", allow_ungraded=True)  # dave's ch02 was not graded: blank
+    outside = gb.export(tmp_path, "moodle", tmp_path / "lms" / "moodle.csv", allow_ungraded=True)
     write_gradebook(tmp_path, _rows("bob", A3, [2, 2, 2]), {("bob", A3)})
     assert _csv((tmp_path / "summary.csv").read_text())[2][:5] == ["bob", "2", "6", "8", "10"]
     assert _csv(canvas.read_text())[3][5:] == ["2", "6"]  # row 3: bob (after the header and Points Possible)
@@ -111,7 +111,8 @@ def test_canvas_export_has_canvas_columns_points_possible_and_the_roster_ids(tmp
     assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", A2, A3]
     assert rows[1] == ["Points Possible", "", "", "", "", "4", "6"]
     assert rows[2] == ["Alice X", "100", "S0", "alice@uni", "Sec A", "4", "6"]
-    assert len(rows) == 2 + 6  # zoe is on the roster but has no submission: no row
+    assert len(rows) == 2 + 7  # zoe is on the roster but has no submission: an explicit 0 (tests/test_gradebook_exports.py)
+    assert rows[-1] == ["Zoe X", "106", "S6", "zoe@uni", "Sec A", "0", "0"]
 
 
 def test_canvas_export_without_a_roster_uses_the_folder_name_as_login(tmp_path):
@@ -128,7 +129,7 @@ def test_moodle_export_has_one_identifier_column_and_a_column_per_grade_item(tmp
     rows = _csv(gb.export_text(gb.read_rows(tmp_path), "moodle", gb.read_roster(roster), roster))
     assert rows[0] == ["email", A2, A3]
     assert rows[1] == ["alice@uni.example", "4", "6"]
-    assert rows[4] == ["dave@uni.example", "0", ""]
+    assert rows[4] == ["dave@uni.example", "", ""]  # dave's ch02 was not graded (a grader failure): blank, never 0
 
 
 def test_a_roster_missing_students_is_refused_naming_them(tmp_path):
@@ -136,7 +137,7 @@ def test_a_roster_missing_students_is_refused_naming_them(tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("student,sis_user_id\nalice,1\nbob,2\n")
     with pytest.raises(gb.GradebookError, match=r"no line for 4 graded student\(s\): carol, dave, erin, frank"):
-        gb.export(tmp_path, "canvas", roster_path=roster)
+        gb.export(tmp_path, "canvas", roster_path=roster, allow_ungraded=True)
 
 
 @pytest.mark.parametrize("text, phrase", [
@@ -228,14 +229,14 @@ FINGERPRINT = "f" * 64
 
 
 def _make_shards(tmp_path: Path, rows: list[Row], n: int, feedback: bool = True) -> list[Path]:
-    everyone = sorted({r.student for r in rows if r.student != "*"})
+    everyone = sorted({r.student for r in rows if r.student != gb.CLASS_WIDE})
     dirs = []
     for k in range(1, n + 1):
         d = tmp_path / f"shard{k}"
-        mine = [r for r in rows if r.student == "*" or gb.shard_of(r.student, n) == k]
+        mine = [r for r in rows if r.student == gb.CLASS_WIDE or gb.shard_of(r.student, n) == k]
         write_gradebook(d, mine, set())
         gb.write_manifest(d, (k, n), FINGERPRINT, {"cell_timeout": 60.0}, {A2, A3}, everyone)
-        for s in {r.student for r in mine if r.student != "*" and feedback}:
+        for s in {r.student for r in mine if r.student != gb.CLASS_WIDE and feedback}:
             (d / "feedback" / s / A2).mkdir(parents=True)
             (d / "feedback" / s / A2 / "nb.html").write_text(f"<p>{s}</p>")
         dirs.append(d)
@@ -247,7 +248,7 @@ def _strip(rows):
 
 
 def test_merging_shards_gives_the_single_gradebook(tmp_path):
-    rows = _full_class() + [Row("*", "ch99_nope", "", "", "unreadable", 0, 0, "unknown assignment 'ch99_nope'", "t")]
+    rows = _full_class() + [Row(gb.CLASS_WIDE, "ch99_nope", "", "", "unreadable", 0, 0, "unknown assignment 'ch99_nope'", "t")]
     single = write_gradebook(tmp_path / "single", rows, set())
     dirs = _make_shards(tmp_path, rows, 4)
     merged = gb.merge(dirs[::-1], tmp_path / "merged")  # order of the folders does not matter

@@ -55,6 +55,38 @@ ROSTER_COLUMNS = ("student", "name", "canvas_id", "sis_user_id", "sis_login_id",
 #: messages of rows the grader could not grade (grader.py writes them)
 NOT_GRADED = ("grader failure", "unknown assignment")
 TO_REVIEW = ("tampered", "not_own_work")
+#: the ``student`` of a row about the whole class (an unknown assignment named on the command line):
+#: the empty name, which no folder can have (any folder name, ``*`` included, is a student)
+CLASS_WIDE = ""
+#: a spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection")
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+#: what an LMS export says of a roster student without any submission
+MISSING_NOTE = "missing: on the roster, no submission (0 points)"
+
+
+def csv_cell(value) -> str:
+    """A cell as written to every CSV here: text that a spreadsheet would run as a formula gets a leading ``'``.
+
+    OWASP's CSV-injection guidance: prefix a cell starting with ``= + - @``, tab or carriage
+    return with a single quote, so spreadsheets show it as text. Numbers are written by
+    ``_num`` and are never negative; a student's folder name or a message can be anything.
+    """
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def _writer(buf):
+    """A csv writer whose every cell passes through csv_cell."""
+    w = csv.writer(buf, lineterminator="\n")
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a lone CR is not quoted otherwise
+
+    class Safe:
+        @staticmethod
+        def writerow(cells):
+            cells = [csv_cell(c) for c in cells]
+            (quoted if any("\r" in c for c in cells) else w).writerow(cells)
+
+    return Safe
 
 
 class GradebookError(ValueError):
@@ -108,9 +140,10 @@ def write_gradebook(out_dir: Path, rows: list[Row], regraded: set[tuple]) -> lis
     ordered = sorted(merged.values(), key=lambda r: (r["student"], r["assignment"], r["notebook"]))
 
     def write_csv(f):
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(ordered)
+        writer = csv.writer(f)
+        writer.writerow(FIELDS)
+        for r in ordered:
+            writer.writerow([csv_cell(r[k]) if isinstance(r[k], str) else r[k] for k in FIELDS])
 
     replace_atomically(out_dir / "gradebook.json",
                         lambda f: f.write(json.dumps({"fields": list(FIELDS), "rows": ordered}, indent=1, ensure_ascii=False)))
@@ -214,14 +247,14 @@ def summarize_rows(rows: list[dict]) -> tuple[list[str], dict[str, float], list[
     assignments = sorted({r["assignment"] for r in rows if r["grade_id"]})
     per: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        if r["student"] != "*" and r["assignment"] in assignments:
+        if r["student"] != CLASS_WIDE and r["assignment"] in assignments:
             per.setdefault((r["student"], r["assignment"]), []).append(r)
     maxima = {a: max((sum(r["max_points"] for r in rs) for (_, b), rs in per.items() if b == a), default=0.0)
               for a in assignments}
     students = sorted({s for s, _ in per})
     table = []
     for s in students:
-        entry: dict = {"student": s}
+        entry: dict = {"student": s, "not_graded": set()}
         total, possible, notes = 0.0, 0.0, []
         for a in assignments:
             rs = per.get((s, a))
@@ -233,6 +266,7 @@ def summarize_rows(rows: list[dict]) -> tuple[list[str], dict[str, float], list[
             total += got
             possible += maxima[a]
             if any(_not_graded(r) for r in rs):
+                entry["not_graded"].add(a)
                 notes.append(f"{a}: NOT GRADED (grader failure: see the gradebook)")
             review = sorted({r["status"] for r in rs if r["status"] in TO_REVIEW})
             if review:
@@ -249,7 +283,7 @@ def _num(x) -> str:
 def summary_csv(rows: list[dict]) -> str:
     assignments, _, table = summarize_rows(rows)
     buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
+    w = _writer(buf)
     w.writerow(["student", *assignments, "total", "max_possible", "notes"])
     for e in table:
         w.writerow([e["student"], *(_num(e[a]) for a in assignments), _num(e["total"]), _num(e["max_possible"]), e["notes"]])
@@ -321,6 +355,7 @@ def read_roster(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _roster_for(students: list[str], roster: dict | None, roster_path) -> dict[str, dict[str, str]]:
+    """LMS ids of the graded students, then of the roster's students without a submission (in roster order)."""
     if roster is None:
         return {s: {"student": s} for s in students}
     missing = [s for s in students if s not in roster]
@@ -328,7 +363,37 @@ def _roster_for(students: list[str], roster: dict | None, roster_path) -> dict[s
         shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         raise GradebookError(f"roster {roster_path} has no line for {len(missing)} graded student(s): {shown}; "
                              "add them (column 'student' = their folder name under submissions/)")
-    return {s: roster[s] for s in students}
+    return {s: roster[s] for s in [*students, *(s for s in roster if s not in set(students))]}
+
+
+def read_columns(path: Path) -> dict[str, str]:
+    """assignment folder -> Canvas column title, from a CSV with the header ``assignment,column``.
+
+    Canvas matches an imported column to an existing assignment by the title it exports,
+    "Name (ID)" (e.g. ``Homework 3 (12345)``, from Canvas's own Gradebook export), or by the exact
+    name; any other title creates a new assignment. Assignments not listed keep their folder name.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GradebookError(f"cannot read the columns file {path}: {err}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if header != ["assignment", "column"]:
+        raise GradebookError(f"columns file {path}: expected a header row 'assignment,column' (an assignment folder, "
+                             f"then its Canvas column title, e.g. 'Homework 3 (12345)'); got {header or 'an empty file'}")
+    columns: dict[str, str] = {}
+    for n, raw in enumerate(reader, start=2):
+        a, title = (raw.get("assignment") or "").strip(), (raw.get("column") or "").strip()
+        if not a or not title:
+            raise GradebookError(f"columns file {path}, line {n}: an empty assignment or column title")
+        if a in columns:
+            raise GradebookError(f"columns file {path}, line {n}: assignment {a!r} is listed twice")
+        if title in columns.values():
+            raise GradebookError(f"columns file {path}, line {n}: the column {title!r} is given twice")
+        columns[a] = title
+    return columns
 
 
 def _first_complete(ids: dict[str, dict[str, str]], columns: tuple[str, ...], fmt: str, roster_path) -> str:
@@ -342,7 +407,14 @@ def _first_complete(ids: dict[str, dict[str, str]], columns: tuple[str, ...], fm
                          + (f"students without any: {', '.join(lacking[:10])}" if lacking else "no single column is filled for all"))
 
 
-def export_text(rows: list[dict], fmt: str, roster: dict | None = None, roster_path=None) -> str:
+def ungraded(rows: list[dict]) -> list[str]:
+    """'student: assignment' for every assignment of a student with a part the grader could not grade."""
+    _, _, table = summarize_rows(rows)
+    return [f"{e['student']}: {a}" for e in table for a in sorted(e["not_graded"])]
+
+
+def export_text(rows: list[dict], fmt: str, roster: dict | None = None, roster_path=None,
+                columns: dict[str, str] | None = None) -> str:
     """The gradebook in an LMS's import format (points per assignment).
 
     canvas: Canvas's Gradebook CSV, as Canvas exports it and imports it back
@@ -353,8 +425,9 @@ def export_text(rows: list[dict], fmt: str, roster: dict | None = None, roster_p
       second row ``Points Possible`` with each assignment's maximum. Canvas finds the student by
       ID, else SIS User ID, else SIS Login ID (one of them is enough). Roster columns
       ``name, canvas_id, sis_user_id, sis_login_id, section`` fill them; without a roster the
-      folder name is the SIS Login ID (and the Student). A column whose name is not an
-      existing assignment's creates that assignment on import.
+      folder name is the SIS Login ID (and the Student). A column whose title is not an
+      existing assignment's ("Name (ID)" as Canvas exports it, or the exact name) creates that
+      assignment on import: ``columns`` (``read_columns``) maps folder names to such titles.
     moodle: Moodle's "Import grades from CSV" (https://docs.moodle.org/311/en/Grade_import): a
       header row, one identifier column and one column per grade item. At import, "Map from"
       is set to the identifier column and "Map to" to the matching user field (email address,
@@ -363,30 +436,46 @@ def export_text(rows: list[dict], fmt: str, roster: dict | None = None, roster_p
       every student has); without a roster, ``username`` is the folder name. No total column:
       Moodle computes its course total itself.
     csv: summary.csv with the roster's columns (if any) after ``student``.
-    Students' cells for an assignment the gradebook has no rows of are left empty.
+
+    A student's cell is empty when the gradebook has no rows of theirs for that assignment and,
+    in the LMS formats, when a part of it was not graded (a grader failure: an LMS would read 0
+    as a grade). A roster student without any submission gets 0 for every assignment, and the
+    note ``MISSING_NOTE`` in the csv format. Every cell goes through ``csv_cell``.
     """
     if fmt not in FORMATS:
         raise GradebookError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
     assignments, maxima, table = summarize_rows(rows)
     ids = _roster_for([e["student"] for e in table], roster, roster_path)
+    absent = [s for s in ids if s not in {e["student"] for e in table}]
+    table = table + [{"student": s, **{a: 0.0 for a in assignments}, "not_graded": set(), "total": 0.0,
+                      "max_possible": sum(maxima.values()), "notes": MISSING_NOTE} for s in absent]
+    columns = columns or {}
+    unknown = sorted(set(columns) - set(assignments))
+    if unknown:
+        raise GradebookError(f"--columns names {', '.join(unknown)}: not an assignment of this gradebook "
+                             f"({', '.join(assignments) or 'none'})")
+
+    def lms(e, a):  # not graded: blank, never 0
+        return "" if a in e["not_graded"] else _num(e[a])
+
     buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\n")
+    w = _writer(buf)
     if fmt == "canvas":
         if roster is not None:
             _first_complete(ids, ("canvas_id", "sis_user_id", "sis_login_id"), "canvas", roster_path)
-        w.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *assignments])
+        w.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *(columns.get(a, a) for a in assignments)])
         w.writerow(["Points Possible", "", "", "", "", *(_num(maxima[a]) for a in assignments)])
         for e in table:
             r = ids[e["student"]]
             login = r.get("sis_login_id", "") if roster is not None else e["student"]
             w.writerow([r.get("name") or e["student"], r.get("canvas_id", ""), r.get("sis_user_id", ""), login,
-                        r.get("section", ""), *(_num(e[a]) for a in assignments)])
+                        r.get("section", ""), *(lms(e, a) for a in assignments)])
     elif fmt == "moodle":
         column = _first_complete(ids, ("email", "idnumber", "username"), "moodle", roster_path) if roster is not None else "username"
         w.writerow([column, *assignments])
         for e in table:
             key = ids[e["student"]].get(column) if roster is not None else e["student"]
-            w.writerow([key, *(_num(e[a]) for a in assignments)])
+            w.writerow([key, *(lms(e, a) for a in assignments)])
     else:
         extra = [c for c in ROSTER_COLUMNS[1:] if roster is not None and any(ids[s].get(c) for s in ids)]
         w.writerow(["student", *extra, *assignments, "total", "max_possible", "notes"])
@@ -396,18 +485,32 @@ def export_text(rows: list[dict], fmt: str, roster: dict | None = None, roster_p
     return buf.getvalue()
 
 
-def export(grades: Path, fmt: str, out: Path | None = None, roster_path: Path | None = None) -> Path:
-    """Write the export (atomically) and record it in ``grades``/exports.json, so re-grading regenerates it."""
+def export(grades: Path, fmt: str, out: Path | None = None, roster_path: Path | None = None,
+           columns_path: Path | None = None, allow_ungraded: bool = False) -> Path:
+    """Write the export (atomically) and record it in ``grades``/exports.json, so re-grading regenerates it.
+
+    Refused (GradebookError naming them) when something in the gradebook was not graded, unless
+    ``allow_ungraded``: those cells are then blank in the LMS formats.
+    """
     grades = Path(grades)
     if fmt not in FORMATS:
         raise GradebookError(f"unknown export format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if columns_path and fmt != "canvas":
+        raise GradebookError(f"--columns maps Canvas column titles; it does not apply to the {fmt} format")
     rows = read_rows(grades)
+    lost = ungraded(rows)
+    if lost and not allow_ungraded:
+        raise GradebookError(f"{len(lost)} assignment(s) of the gradebook were not graded (grader failures), e.g. "
+                             f"{'; '.join(lost[:5])}: regrade them (`course grade --student NAME`), or pass "
+                             "--allow-ungraded to export them as blank cells (never 0)")
     roster = read_roster(roster_path) if roster_path else None
-    text = export_text(rows, fmt, roster, roster_path)
+    columns = read_columns(columns_path) if columns_path else None
+    text = export_text(rows, fmt, roster, roster_path, columns)
     out = Path(out) if out else grades / f"export-{fmt}.csv"
     _write_text(out, text)
     recorded = [e for e in _recorded_exports(grades) if Path(e["out"]).resolve() != out.resolve()]
-    recorded.append({"format": fmt, "out": str(out.resolve()), "roster": str(Path(roster_path).resolve()) if roster_path else None})
+    recorded.append({"format": fmt, "out": str(out.resolve()), "roster": str(Path(roster_path).resolve()) if roster_path else None,
+                     "columns": str(Path(columns_path).resolve()) if columns_path else None})
     _write_text(grades / EXPORTS_FILE, json.dumps(recorded, indent=1))
     return out
 
@@ -426,6 +529,7 @@ def refresh(grades: Path, rows: list[dict]) -> None:
 
     An export that can no longer be made (a new student missing from the roster) is removed,
     not left stale, and the reason is printed: run ``course export`` again after fixing it.
+    Cells not graded stay blank in the regenerated LMS files.
     """
     grades = Path(grades)
     _write_text(grades / SUMMARY, summary_csv(rows))
@@ -433,7 +537,8 @@ def refresh(grades: Path, rows: list[dict]) -> None:
         out = Path(e["out"])
         try:
             roster = read_roster(Path(e["roster"])) if e.get("roster") else None
-            _write_text(out, export_text(rows, e["format"], roster, e.get("roster")))
+            columns = read_columns(Path(e["columns"])) if e.get("columns") else None
+            _write_text(out, export_text(rows, e["format"], roster, e.get("roster"), columns))
         except GradebookError as err:
             if out.is_file():
                 out.unlink()
@@ -489,7 +594,7 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     rows: dict[tuple, dict] = {}
     for m, d in zip(manifests, dirs):
         shard_rows = read_rows(d)
-        students = {r["student"] for r in shard_rows if r["student"] != "*"} | set(m["students"])
+        students = {r["student"] for r in shard_rows if r["student"] != CLASS_WIDE} | set(m["students"])
         for s in sorted(students):
             if s in owner:
                 raise GradebookError(f"student {s!r} is in two shards, {owner[s]} and {d}: a student is graded in one shard only")
@@ -499,9 +604,9 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
             owner[s] = d
         for r in shard_rows:
             key = (r["student"], r["assignment"], r["notebook"], r["grade_id"])
-            if key in rows and r["student"] != "*":
+            if key in rows and r["student"] != CLASS_WIDE:
                 raise GradebookError(f"{d}: row {key} appears twice")
-            rows.setdefault(key, r)  # '*' rows (an unknown assignment named) are in every shard: kept once
+            rows.setdefault(key, r)  # class-wide rows (an unknown assignment named) are in every shard: kept once
         feedback = d / "feedback"
         if feedback.is_dir():
             for child in sorted(feedback.iterdir()):
@@ -517,7 +622,7 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     # row for the notebook): a shard killed midway, or a gradebook that lost a row, has not
     cells: dict[tuple[str, str], set[str]] = {}
     for r in rows.values():
-        if r["notebook"] and r["student"] != "*":
+        if r["notebook"] and r["student"] != CLASS_WIDE:
             cells.setdefault((r["assignment"], r["notebook"]), set()).add(r["grade_id"])
     expected = {k: ids - {""} for k, ids in cells.items()}
     have: dict[tuple[str, str, str], set[str]] = {}
@@ -546,5 +651,6 @@ def not_graded(rows: list[dict]) -> bool:
     return any(_not_graded(r) for r in rows)
 
 
-__all__ = ["FORMATS", "GradebookError", "export", "export_text", "merge", "parse_shard", "read_roster", "read_rows",
+__all__ = ["CLASS_WIDE", "FORMATS", "GradebookError", "csv_cell", "export", "export_text", "merge", "parse_shard",
+           "read_columns", "read_roster", "read_rows", "ungraded",
            "refresh", "shard_of", "summarize_rows", "summary_csv", "terminal_table", "write_manifest"]

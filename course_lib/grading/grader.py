@@ -183,7 +183,7 @@ def discover(submissions: Path, assignments: list[str] | None = None, solutions_
     wanted = sorted(assignments) if assignments else sorted(found)
     for name in wanted:
         if name not in known:
-            problems.append(Row("*", name, "", "", "unreadable", 0, 0, f"unknown assignment {name!r}", grader_failure=True))
+            problems.append(Row(gradebook.CLASS_WIDE, name, "", "", "unreadable", 0, 0, f"unknown assignment {name!r}", grader_failure=True))
     wanted = [a for a in wanted if a in known]
     tasks = []
     for student in students:
@@ -818,10 +818,10 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
         if (old := gradebook.read_manifest(out_dir)) is not None and (old["shard"], old["of"]) != (k, n):
             raise gradebook.GradebookError(f"{out_dir} holds shard {old['shard']}/{old['of']}, not {k}/{n}: "
                                            "give each shard its own --out folder")
-        everyone = sorted({t.student for t in tasks} | {r.student for r in problems if r.student != "*" and r.assignment})
+        everyone = sorted({t.student for t in tasks} | {r.student for r in problems if r.student != gradebook.CLASS_WIDE and r.assignment})
         graded = {t.assignment for t in tasks}
         tasks = [t for t in tasks if gradebook.shard_of(t.student, n) == k]
-        problems = [r for r in problems if r.student == "*" or gradebook.shard_of(r.student, n) == k]
+        problems = [r for r in problems if r.student == gradebook.CLASS_WIDE or gradebook.shard_of(r.student, n) == k]
         gradebook.write_manifest(out_dir, shard, _grader_fingerprint(graded, solutions_dir), asdict(limits), graded, everyone)
     write_gradebook(out_dir, problems, {(r.student, r.assignment, r.notebook) for r in problems})
 
