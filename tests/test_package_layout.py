@@ -28,7 +28,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "course_lib.source", "course_lib.data")),
     ("concepts", ("course_lib.attention", "course_lib.masks", "course_lib.positional", "course_lib.seq2seq",
                   "course_lib.transformer", "course_lib.bert", "course_lib.train", "course_lib.tokenization",
-                  "course_lib.demo_inputs", "course_lib.plotting", "course_lib.viz", "course_lib.explorers")),
+                  "course_lib.demo_inputs", "course_lib.plotting", "course_lib.viz", "course_lib.explorers",
+                  "course_lib.search")),
     ("models", ("course_lib.toy_models", "course_lib.pretrain", "course_lib.pretrained")),
     ("checks", ("course_lib.checks",)),
     ("grading", ("course_lib.grading",)),
@@ -115,7 +116,8 @@ def layer_of(module: str) -> str:
     best, best_len = None, -1
     for layer, prefixes in LAYERS:
         for p in prefixes:
-            if (module == p or module.startswith(p + ".")) and len(p) > best_len:
+            # the package itself matches only exactly: a new top-level module must be placed in a layer
+            if (module == p or (p != "course_lib" and module.startswith(p + "."))) and len(p) > best_len:
                 best, best_len = layer, len(p)
     if best is None:
         raise AssertionError(f"{module} is in no layer of tests/test_package_layout.py: add it to LAYERS")
