@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("concepts", ("course_lib.attention", "course_lib.masks", "course_lib.positional", "course_lib.seq2seq",
                   "course_lib.transformer", "course_lib.bert", "course_lib.train", "course_lib.tokenization",
                   "course_lib.demo_inputs", "course_lib.plotting", "course_lib.viz", "course_lib.explorers",
-                  "course_lib.search")),
+                  "course_lib.search", "course_lib.ood")),
     ("models", ("course_lib.toy_models", "course_lib.pretrain", "course_lib.pretrained")),
     ("checks", ("course_lib.checks",)),
     ("grading", ("course_lib.grading",)),
