@@ -20,6 +20,7 @@ part of the notebook. The parts get status ``not_own_work`` and 0 points.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from nbgrader.utils import is_grade, is_solution
@@ -41,11 +42,40 @@ def _line(source: str, lineno: int) -> str:
     return lines[lineno - 1].strip()[:120] if 0 < lineno <= len(lines) else ""
 
 
+#: a cell longer than this is not parsed whole (parsing costs time and memory that grow with it, outside
+#: the sandbox): only its import lines are, one by one
+MAX_PARSED_CHARS = 100_000
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t].*$", re.MULTILINE)
+
+
+def _parse(source: str) -> ast.AST | None:
+    """The cell's syntax tree; for a cell too long or too nested to parse within bounds, a tree of its import lines."""
+    if len(source) <= MAX_PARSED_CHARS:
+        try:
+            return ast.parse(source)
+        except SyntaxError:
+            return None  # the kernel reports it
+        except (RecursionError, MemoryError, ValueError):  # e.g. 100,000 nested unary minus signs
+            pass
+    body: list[ast.stmt] = []
+    for match in _IMPORT_LINE.finditer(source):
+        line = match.group(0).strip()[:1000]
+        try:
+            stmts = ast.parse(line).body
+        except (SyntaxError, RecursionError, MemoryError, ValueError):
+            continue
+        lineno = source.count("\n", 0, match.start()) + 1
+        for node in ast.walk(ast.Module(body=stmts, type_ignores=[])):
+            if hasattr(node, "lineno"):
+                node.lineno = lineno
+        body += stmts
+    return ast.Module(body=body, type_ignores=[])
+
+
 def findings_in(source: str, cell_name: str, refs: list[tuple[str, str]]) -> list[Finding]:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []  # the kernel reports it
+    tree = _parse(source)
+    if tree is None:
+        return []
     ref_modules = {m for m, _ in refs}
     ref_names = {n for _, n in refs}
     aliases: dict[str, str] = {}  # local name -> the course_lib module it stands for

@@ -1,0 +1,144 @@
+"""The grader attacked again (issue #22): what a submission can do outside the sandbox, and to its neighbours.
+
+- malformed notebooks (JSON nested 5,000 and 100,000 deep, 150,000 cells, a cell of 100,000 "-")
+  are the student's ``unreadable`` row with a reason, never a grader failure, and cost the
+  grader little time and memory (they are refused from their bytes, before parsing);
+- a notebook that timed out beside others is graded again alone before its timeout is recorded;
+- the check inputs of a graded run come from a seed the grader draws per run (and records), so a
+  lookup table of the fixed inputs' answers scores 0;
+- own-work notes: verbatim copies of the solution and library implementations of the concept are
+  flagged for review (not penalised);
+- the sandbox's course_lib is where the sandbox's own Python imports it from.
+
+Most tests call the grader's pieces directly (fast); those that run notebooks are marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from course_lib.grading import grader
+from course_lib.grading.grader import Limits, Task
+from course_lib.grading.release import SOLUTIONS
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = [sys.executable, "-m", "course_lib.cli"]
+A2 = "ch02_qkv"
+NB2 = "query_key_value"
+
+
+def _solution(assignment: str = A2, name: str = NB2) -> dict:
+    return json.loads((SOLUTIONS / assignment / f"{name}.ipynb").read_text(encoding="utf-8"))
+
+
+def _malformed(kind: str) -> str:
+    """The text of a malformed submission of ch02."""
+    if kind.startswith("nested"):
+        n = int(kind[len("nested"):])
+        return '{"cells": ' + "[" * n + "]" * n + ', "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    nb = _solution()
+    if kind == "cells150000":
+        nb["cells"] += [{"cell_type": "code", "metadata": {}, "source": "", "outputs": [], "execution_count": None}
+                        for _ in range(150_000)]
+    elif kind == "dashes":  # 100,000 unary minus signs: Python's parser runs out of memory on it
+        answer = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution"))
+        answer["source"] = "-" * 100_000 + "1\n"
+    return json.dumps(nb)
+
+
+def _grade_one(path: Path, monkeypatch, run=None) -> grader.Outcome:
+    """grade_task on one ch02 file; ``run`` stands for the sandboxed run (default: fail if anything runs)."""
+    def no_run(*args, **kwargs):
+        raise AssertionError("the notebook was run: it should have been refused before")
+
+    monkeypatch.setattr(grader, "run_notebook", run or no_run)
+    work = path.parent / "work"
+    work.mkdir(exist_ok=True)
+    task = Task("mallory", A2, NB2, path)
+    return grader.grade_task(task, Limits(), grader._SourceCache(SOLUTIONS), grader._RunFiles(work, SOLUTIONS))
+
+
+@pytest.mark.parametrize("kind, phrase", [("nested5000", "nested more than"), ("nested100000", "nested more than"),
+                                          ("cells150000", "150")])
+def test_malformed_notebooks_are_unreadable_with_a_reason_never_a_grader_failure(tmp_path, monkeypatch, kind, phrase):
+    path = tmp_path / f"{NB2}.ipynb"
+    path.write_text(_malformed(kind))
+    start = time.monotonic()
+    outcome = _grade_one(path, monkeypatch)
+    assert time.monotonic() - start < 10
+    assert outcome.rows and all(r.status == "unreadable" and not r.grader_failure for r in outcome.rows), outcome.rows
+    assert all(phrase in r.message for r in outcome.rows), outcome.rows[0].message
+
+
+def test_a_cell_the_parser_cannot_hold_is_read_without_failing_the_grader(tmp_path, monkeypatch):
+    path = tmp_path / f"{NB2}.ipynb"
+    path.write_text(_malformed("dashes"))
+
+    def kernel_said(prepared, source, limits, job_dir, *args, **kwargs):  # what the sandbox reports: the cell errored
+        index = next(i for i, c in enumerate(prepared.run_nb.cells) if c.source.startswith("-----"))
+        return {"started": True, "cells": {str(index): {"status": "error", "ename": "MemoryError", "evalue": ""}},
+                "default_status": "error", "default_reason": "not run"}, prepared.run_nb
+
+    outcome = _grade_one(path, monkeypatch, kernel_said)
+    assert outcome.rows and not any(r.grader_failure for r in outcome.rows), outcome.rows
+    assert not any(r.message.startswith("grader failure") for r in outcome.rows)
+
+
+def test_the_graders_memory_and_time_on_150000_cells_stay_small(tmp_path):
+    path = tmp_path / f"{NB2}.ipynb"
+    path.write_text(_malformed("cells150000"))
+    code = f"""
+import resource, sys, time
+from pathlib import Path
+from course_lib.grading import grader
+from course_lib.grading.release import SOLUTIONS
+import course_lib.checks  # what the grader holds anyway (torch): the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+grader.run_notebook = lambda *a, **k: (_ for _ in ()).throw(SystemExit("ran"))
+start = time.monotonic()
+work = Path({str(tmp_path)!r}) / "work"; work.mkdir()
+out = grader.grade_task(grader.Task("m", {A2!r}, {NB2!r}, Path({str(path)!r})), grader.Limits(),
+                        grader._SourceCache(SOLUTIONS), grader._RunFiles(work, SOLUTIONS))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024, time.monotonic() - start, out.rows[0].status)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grown_mib, seconds, status = proc.stdout.split()
+    assert status == "unreadable"
+    assert float(grown_mib) < 200 and float(seconds) < 10, proc.stdout  # before: +430 MiB and 15 s before even running it
+
+
+def test_a_notebook_that_timed_out_beside_others_is_graded_again_alone(monkeypatch):
+    """The first attempt's timeout is never recorded; the rerun comes after the parallel batch, one at a time."""
+    from course_lib.grading.gradebook import Row
+
+    events: list[str] = []
+
+    def fake(task, limits, sources, files, sandboxed=True):
+        first = f"start {task.student}" not in events
+        events.append(f"start {task.student}")
+        time.sleep(0.3)
+        events.append(f"end {task.student}")
+        timed_out = task.student == "honest" and first  # a neighbour's load, the first time only
+        row = Row(task.student, A2, NB2, "t", "timeout" if timed_out else "passed", 0 if timed_out else 2, 2,
+                  "Cell 3 timed out after 10 s" if timed_out else "", "2026-01-01T00:00:00")
+        return grader.Outcome([row])
+
+    monkeypatch.setattr(grader, "grade_task", fake)
+    monkeypatch.setattr(grader, "_grader_fingerprint", lambda *a: "x")
+    recorded = []
+    tasks = [Task("honest", A2, NB2, None), Task("hog", A2, NB2, None)]
+    run = grader.grade_tasks(tasks, Limits(), jobs=2, progress=lambda t, o: recorded.append((t.student, o.rows[0].status)),
+                             sandboxed=False)
+    assert [r.status for r in run.rows] == ["passed", "passed"]
+    assert sorted(recorded) == [("hog", "passed"), ("honest", "passed")]  # the timeout was never reported
+    # graded again after the batch, alone
+    assert events[-2:] == ["start honest", "end honest"] and events.count("start honest") == 2
+    assert events.index("end hog") < len(events) - 2
+    assert all(r.graded_at != "2026-01-01T00:00:00" for r in run.rows)  # graded_at: when the grade was written
