@@ -23,6 +23,7 @@ Order the assertions in ``verify``: shapes, behaviour, values, gradients.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import os
 import traceback
@@ -104,9 +105,20 @@ class Check:
             if cls.name in REGISTRY and type(REGISTRY[cls.name]) is not cls:
                 raise RuntimeError(f"two checks are named {cls.name!r}")
             REGISTRY[cls.name] = cls()
+        if "make_inputs" in cls.__dict__ and not getattr(cls.__dict__["make_inputs"], "_seeded", False):
+            cls.make_inputs = _seedable(cls.__dict__["make_inputs"])
 
-    def make_inputs(self) -> dict[str, Any]:
+    def make_inputs(self, seed: int | None = None) -> dict[str, Any]:
+        """The check's inputs. ``seed=None``: the fixed inputs learners see (and the visible checks use).
+        An int: fresh inputs of the same family drawn from that seed (the grader's hidden runs, issue 22),
+        so that a table of precomputed outputs cannot pass. Subclasses write ``make_inputs(self)`` with
+        :func:`randn` / :func:`seeded`; ``__init_subclass__`` wraps it so that, under a seed, every seed
+        they use is mixed with it, then :meth:`vary_inputs` redraws what is not random (sizes, lengths)."""
         raise NotImplementedError
+
+    def vary_inputs(self, inputs: dict[str, Any], g: torch.Generator) -> dict[str, Any]:
+        """Under a seed, change the non-random parts of ``inputs`` (drawn from ``g``); default: none."""
+        return inputs
 
     def run(self, student: Any, inputs: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
@@ -132,6 +144,25 @@ class Check:
         check_function.__doc__ = (type(self).__doc__ or "") + "\n\nPrints a success line or raises CheckFailed."
         check_function.check_name = self.name  # type: ignore[attr-defined]
         return check_function
+
+
+def _seedable(make_inputs: Callable) -> Callable:
+    """``make_inputs(self)`` -> ``make_inputs(self, seed=None)``: under a seed, ``randn`` and ``seeded`` mix it
+    into every seed they are given, and ``vary_inputs`` changes the rest (outermost call only)."""
+
+    def wrapped(self, seed: int | None = None):
+        if seed is None or _INPUT_SEED.get() is not None:
+            return make_inputs(self)
+        token = _INPUT_SEED.set(int(seed))
+        try:
+            inputs = make_inputs(self)
+            return self.vary_inputs(inputs, seeded(-1))
+        finally:
+            _INPUT_SEED.reset(token)
+
+    wrapped._seeded = True  # type: ignore[attr-defined]
+    wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__ = make_inputs.__name__, make_inputs.__doc__, make_inputs  # type: ignore[attr-defined]
+    return wrapped
 
 
 def get_check(name: str) -> Check:
@@ -438,7 +469,15 @@ def expect_grads(got: list | None, refs: Sequence[torch.Tensor], names: Sequence
 # --------------------------------------------------------------------------- inputs
 
 
+#: the grader's seed while ``make_inputs(seed=...)`` runs; None: the fixed inputs
+_INPUT_SEED: contextvars.ContextVar[int | None] = contextvars.ContextVar("course_check_input_seed", default=None)
+
+
 def seeded(seed: int) -> torch.Generator:
+    """A generator seeded with ``seed``, or, inside ``make_inputs(seed=s)``, with ``seed`` mixed with ``s``."""
+    extra = _INPUT_SEED.get()
+    if extra is not None:
+        seed = (1_000_003 * (int(seed) + 7) + 998_244_353 * (int(extra) + 1)) % (2**62)
     return torch.Generator().manual_seed(seed)
 
 

@@ -30,6 +30,7 @@ from course_lib.checks._core import (
     leaf_copies,
     normalised_axis,
     randn,
+    seeded,
     student_call,
 )
 from course_lib.seq2seq import DecoderStepLayers
@@ -369,7 +370,7 @@ class AdditiveScoreOtherSizesCheck(AdditiveScoreCheck):
 
 
 def _step_weights(seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
+    g = seeded(seed)
 
     def r(*shape, scale=0.5):
         return torch.randn(*shape, generator=g, dtype=torch.float64) * scale

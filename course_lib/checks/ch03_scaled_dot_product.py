@@ -194,8 +194,12 @@ class DotProductVarianceCheck(Check):
     def make_inputs(self):
         return {"dims": list(self.dims), "n_samples": 20000}
 
+    def vary_inputs(self, inputs, g):  # other dimensions, another sample count
+        dims = sorted({int(d) for d in torch.randint(3, 300, (len(self.dims),), generator=g)} | {int(torch.randint(3, 9, (1,), generator=g))})
+        return {"dims": dims, "n_samples": int(torch.randint(18000, 26000, (1,), generator=g)), "torch_seed": int(torch.randint(1, 2**31, (1,), generator=g))}
+
     def run(self, fn, inputs):
-        torch.manual_seed(0)
+        torch.manual_seed(inputs.get("torch_seed", 0))
         values = []
         for d_k in inputs["dims"]:
             v = student_call(fn, d_k, inputs["n_samples"], what=f"dot_product_variance({d_k}, {inputs['n_samples']})")
@@ -424,6 +428,9 @@ class AttentionEntropyOneHotCheck(Check):
         w[1, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64)
         # w[1, 1] and w[1, 2] stay all-zero: a fully masked query
         return {"weights": w}
+
+    def vary_inputs(self, inputs, g):  # the same rows, keys in another order
+        return {"weights": inputs["weights"][..., torch.randperm(4, generator=g)].contiguous()}
 
     def run(self, fn, inputs):
         return {"entropy": student_call(fn, inputs["weights"], what="attention_entropy(weights) with zeros in the weights")}

@@ -22,6 +22,7 @@ from course_lib.checks._core import (
     fit_scale,
     is_close,
     randn,
+    seeded,
     student_call,
 )
 
@@ -47,8 +48,8 @@ def _weights(seed: int, d_model: int) -> dict[str, torch.Tensor]:
     bound = 1 / math.sqrt(d_model)
     params = {}
     for i, name in enumerate(PROJECTIONS):
-        params[f"{name}.weight"] = (torch.rand(d_model, d_model, generator=torch.Generator().manual_seed(seed + 2 * i), dtype=torch.float64) * 2 - 1) * bound
-        params[f"{name}.bias"] = (torch.rand(d_model, generator=torch.Generator().manual_seed(seed + 2 * i + 1), dtype=torch.float64) * 2 - 1) * bound
+        params[f"{name}.weight"] = (torch.rand(d_model, d_model, generator=seeded(seed + 2 * i), dtype=torch.float64) * 2 - 1) * bound
+        params[f"{name}.bias"] = (torch.rand(d_model, generator=seeded(seed + 2 * i + 1), dtype=torch.float64) * 2 - 1) * bound
     return params
 
 

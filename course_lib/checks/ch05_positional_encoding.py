@@ -77,6 +77,10 @@ class EncodingTableCheck(Check):
     def make_inputs(self):
         return {"sizes": [list(s) for s in self.sizes]}
 
+    def vary_inputs(self, inputs, g):  # other lengths, d_model of the same parity
+        r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+        return {"sizes": [[max(1, n + r(-3, 12)), max(d % 2 or 2, d + 2 * r(-2, 3))] for n, d in inputs["sizes"]]}
+
     def run(self, fn, inputs):
         tables = []
         for n, d in inputs["sizes"]:
@@ -132,6 +136,9 @@ class BugDiagnosisCheck(Check):
 
     def make_inputs(self):
         return {"choices": sorted(MISTAKES)}
+
+    def vary_inputs(self, inputs, g):  # an answer is a name: nothing to redraw but the order the choices are listed in
+        return {"choices": [inputs["choices"][i] for i in torch.randperm(len(inputs["choices"]), generator=g)]}
 
     def run(self, answer, inputs):
         if not isinstance(answer, str):
@@ -190,6 +197,10 @@ class RotationMatrixCheck(Check):
 
     def make_inputs(self):
         return {"cases": [list(c) for c in self.cases]}
+
+    def vary_inputs(self, inputs, g):  # other offsets, other even d_model
+        r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+        return {"cases": [[r(1, 15), 2 * r(1, 6)] for _ in inputs["cases"]]}
 
     def run(self, fn, inputs):
         mats = []

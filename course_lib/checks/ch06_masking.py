@@ -47,6 +47,19 @@ def _expect_bool(x, what: str) -> torch.Tensor:
     return x
 
 
+def _random_tokens(shape, pad_id: int, g: torch.Generator) -> torch.Tensor:
+    """Seeded inputs (``make_inputs(seed=...)``): random real tokens, padding at the end of one row and at both
+    ends of another, as in TOKENS, with other lengths; one row has no padding."""
+    Bn, Tn = shape
+    tokens = torch.randint(1, 10, (Bn, Tn), generator=g)
+    tokens[tokens == pad_id] = 0 if pad_id != 0 else 1
+    ends = torch.randint(1, Tn, (Bn,), generator=g)
+    tokens[1, int(ends[1]):] = pad_id
+    tokens[2, : int(torch.randint(1, 3, (1,), generator=g))] = pad_id
+    tokens[2, max(int(ends[2]), 3):] = pad_id
+    return tokens
+
+
 class PaddingMaskCheck(Check):
     """padding_mask(tokens, pad_id) -> (B, 1, 1, S) bool, True where the key is a real token."""
 
@@ -59,6 +72,9 @@ class PaddingMaskCheck(Check):
         if self.pad_id != PAD:  # move the padding to another id, and use 0 as a real token
             tokens = torch.where(tokens == PAD, torch.full_like(tokens, self.pad_id), tokens - 1)
         return {"tokens": tokens, "pad_id": self.pad_id}
+
+    def vary_inputs(self, inputs, g):
+        return {**inputs, "tokens": _random_tokens(inputs["tokens"].shape, inputs["pad_id"], g)}
 
     def run(self, fn, inputs):
         return {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what=f"padding_mask(tokens, pad_id={inputs['pad_id']})")}
@@ -103,6 +119,9 @@ class CausalMaskCheck(Check):
 
     def make_inputs(self):
         return {"lengths": [5, 1, 7]}
+
+    def vary_inputs(self, inputs, g):
+        return {"lengths": [int(n) for n in torch.randint(2, 10, (3,), generator=g)] + [1]}
 
     def run(self, fn, inputs):
         return {"masks": [student_call(fn, n, what=f"causal_mask({n})") for n in inputs["lengths"]]}
@@ -178,6 +197,9 @@ class CombinedMaskCheck(Check):
 
     def make_inputs(self):
         return {"tokens": TOKENS.clone(), "pad_id": PAD}
+
+    def vary_inputs(self, inputs, g):
+        return {**inputs, "tokens": _random_tokens(inputs["tokens"].shape, inputs["pad_id"], g)}
 
     def run(self, fn, inputs):
         return {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what="decoder_mask(tokens, pad_id)")}

@@ -384,6 +384,14 @@ class LrateCheck(Check):
     def make_inputs(self):
         return {"cases": [list(c) for c in self.cases]}
 
+    def vary_inputs(self, inputs, g):  # other steps on both sides of another warmup
+        r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=g))  # noqa: E731
+        cases = []
+        for _ in range(3):
+            d_model, warmup = 8 * r(4, 128), r(10, 5000)
+            cases += [[1, d_model, warmup], [r(2, warmup), d_model, warmup], [warmup, d_model, warmup], [warmup + r(1, 3 * warmup), d_model, warmup]]
+        return {"cases": cases}
+
     def run(self, fn, inputs):
         values = []
         for step, d_model, warmup in inputs["cases"]:
@@ -413,6 +421,10 @@ class LratePeakCheck(Check):
 
     def make_inputs(self):
         return {"d_model": 24, "warmup": 37, "n_steps": 111}
+
+    def vary_inputs(self, inputs, g):
+        warmup = int(torch.randint(20, 60, (1,), generator=g))
+        return {"d_model": 8 * int(torch.randint(2, 64, (1,), generator=g)), "warmup": warmup, "n_steps": 3 * warmup}
 
     def run(self, fn, inputs):
         values = []
@@ -605,6 +617,19 @@ class GreedyDecodeCheck(Check):
             src[b, n:] = PAD
         return {"tables": _scripted_tables(self.seed, eos_bias=self.eos_bias), "src": src, "bos_id": BOS, "eos_id": EOS, "max_len": self.max_len}
 
+    def vary_inputs(self, inputs, g):
+        """Another scripted model and source, drawn until it is as telling as the fixed one: rows end at
+        different steps, one never ends, and every usual wrong loop (``_GREEDY_VARIANTS``) changes the tokens."""
+        for _ in range(200):
+            s = int(torch.randint(0, 2**30, (1,), generator=g))
+            src = torch.randint(3, 13, (len(self.lengths), 9), generator=seeded(s + 100))
+            for b, n in enumerate(self.lengths):
+                src[b, n:] = PAD
+            candidate = {**inputs, "tables": _scripted_tables(s, eos_bias=self.eos_bias), "src": src}
+            if _telling(candidate):
+                return candidate
+        return inputs  # not reached in practice (tests draw many seeds)
+
     def run(self, fn, inputs):
         model = _ScriptedModel(inputs["tables"]).eval()
         what = f"greedy_decode(model, src, bos_id={BOS}, eos_id={EOS}, max_len={inputs['max_len']})"
@@ -677,6 +702,22 @@ def _greedy_variant(model, src, bos, eos, max_len, budget: int = 0, project: boo
         if bool(done.all()):
             break
     return tokens
+
+
+def _telling(inputs) -> bool:
+    """Rows of the reference end at >= 2 different steps, one never ends, and each wrong loop differs."""
+    model, src, max_len = _ScriptedModel(inputs["tables"]).eval(), inputs["src"], inputs["max_len"]
+    with torch.no_grad():
+        ref = greedy_decode(model, src, BOS, EOS, max_len)
+        ends = [int((row[1:] == EOS).nonzero()[0]) if bool((row[1:] == EOS).any()) else None for row in ref]
+        if src.shape[0] > 1 and not (None in ends and len({e for e in ends if e is not None}) >= 2):
+            return False
+        ref_t = _trim(ref, 0)
+        for kwargs in [*_GREEDY_VARIANTS.values(), *([dict(budget=1)] if src.shape[0] > 1 else [])]:
+            alt = _trim(_greedy_variant(model, src, BOS, EOS, max_len, **kwargs), 0)
+            if alt.shape == ref_t.shape and bool((alt == ref_t).all()):
+                return False
+    return True
 
 
 _GREEDY_VARIANTS = {

@@ -27,6 +27,7 @@ from course_lib.checks._core import (
     fmt_shape,
     is_close,
     randn,
+    seeded,
     student_call,
 )
 
@@ -85,7 +86,7 @@ class BertEmbeddingsCheck(Check):
 
     def make_inputs(self):
         B, T, V, C, P, NS = self.sizes
-        g = torch.Generator().manual_seed(80)
+        g = seeded(80)
         ids = torch.randint(5, V, (B, T), generator=g)
         ids[0, 1] = ids[0, 3]  # the same token at two positions: only the position tells them apart
         ids[-1, -2:] = 0  # padding
@@ -185,7 +186,7 @@ class MaskTokensCheck(Check):
 
     def make_inputs(self):
         N, T = self.shape
-        g = torch.Generator().manual_seed(88)
+        g = seeded(88)
         ids = torch.randint(self.n_special, self.vocab_size, (N, T), generator=g)
         lengths = torch.randint(T // 4, T + 1, (N,), generator=g)
         ids[torch.arange(T)[None, :] >= lengths[:, None]] = 0  # [PAD]
@@ -526,7 +527,7 @@ class HfKeyMapCheck(Check):
     def make_inputs(self):
         V, C, L, H, F_, P = self.sizes
         B, T = self.batch
-        g = torch.Generator().manual_seed(100)
+        g = seeded(100)
         ids = torch.randint(5, V, (B, T), generator=g)
         attention_mask = torch.ones(B, T, dtype=torch.long)
         attention_mask[1, T - 2 :] = 0
@@ -535,6 +536,9 @@ class HfKeyMapCheck(Check):
         segments = torch.zeros(B, T, dtype=torch.long)
         segments[:, T // 2 :] = 1
         return {"n_layers": L, "ids": ids, "segments": segments, "attention_mask": attention_mask, "seed": 101}
+
+    def vary_inputs(self, inputs, g):  # another random Hugging Face model to compare logits with
+        return {**inputs, "seed": int(torch.randint(1000, 2**30, (1,), generator=g))}
 
     def run(self, fn, inputs):
         key_map = student_call(fn, inputs["n_layers"], what=f"hf_key_map({inputs['n_layers']})")
