@@ -68,6 +68,9 @@ __all__ = [
     "count_parameters",
     "bert_parameter_count",
     "fill_mask",
+    "PATTERNS",
+    "HeadPatterns",
+    "head_patterns",
 ]
 
 IGNORE_INDEX = -100  # label of positions the loss skips (torch's cross_entropy default ignore_index)
@@ -739,7 +742,59 @@ def bert_parameter_count(config: BertConfig, pooler: bool = True) -> int:
 
 
 
+# --------------------------------------------------------------------------- reading the heads
+
+PATTERNS = ("[CLS]", "[SEP]", "punctuation", "previous token", "next token", "entropy")
+
+
+class HeadPatterns(NamedTuple):
+    """Per layer and head, the mean over real query tokens of each pattern (Clark et al. 2019, sec. 3):
+    the attention weight on [CLS], on [SEP], on punctuation, on the previous and on the next token,
+    and the entropy of the weights (nats). ``uniform`` is the same statistic for weights spread evenly
+    over the real tokens: the chance level of each column."""
+
+    heads: dict[str, torch.Tensor]  # pattern -> (L, H)
+    uniform: dict[str, float]  # pattern -> chance level
+    n_queries: int
+
+
 @torch.no_grad()
+def head_patterns(
+    batches, cls_id: int, sep_id: int, punctuation_ids: Sequence[int]
+) -> HeadPatterns:
+    """Measure ``PATTERNS`` for every head over ``batches`` of ``(attentions, input_ids, attention_mask)``.
+
+    Shapes:
+        attentions: L x (B, H, T, T); input_ids, attention_mask: (B, T)
+    """
+    sums: dict[str, torch.Tensor] = {}
+    uniform_sums = dict.fromkeys(PATTERNS, 0.0)
+    n = 0
+    punctuation = torch.as_tensor(list(punctuation_ids))
+    for attentions, ids, mask in batches:
+        real = mask.bool()  # (B, T)
+        B, T = ids.shape
+        ones = torch.ones(T, T, dtype=torch.bool)
+        keys = {  # (B, T, T): which keys each pattern adds up, per query
+            "[CLS]": (ids == cls_id)[:, None, :].expand(B, T, T),
+            "[SEP]": (ids == sep_id)[:, None, :].expand(B, T, T),
+            "punctuation": torch.isin(ids, punctuation)[:, None, :].expand(B, T, T),
+            "previous token": (ones.tril(-1) & ~ones.tril(-2)).expand(B, T, T),
+            "next token": (ones.triu(1) & ~ones.triu(2)).expand(B, T, T),
+        }
+        uniform = real[:, None, :].float() / real.sum(-1)[:, None, None]  # (B, T, T)
+        w = torch.stack(attentions, 1)  # (B, L, H, T, T)
+        for name, k in keys.items():
+            on = (w * k[:, None, None]).sum(-1)  # (B, L, H, T): weight on those keys per query
+            sums[name] = sums.get(name, 0) + on.permute(1, 2, 0, 3)[:, :, real].sum(-1)  # (L, H)
+            uniform_sums[name] += float((uniform * k).sum(-1)[real].sum())
+        entropy = -(w * w.clamp_min(1e-12).log()).sum(-1)  # (B, L, H, T)
+        sums["entropy"] = sums.get("entropy", 0) + entropy.permute(1, 2, 0, 3)[:, :, real].sum(-1)
+        uniform_sums["entropy"] += float(real.sum(-1).float().log().repeat_interleave(real.sum(-1)).sum())
+        n += int(real.sum())
+    return HeadPatterns({k: v / n for k, v in sums.items()}, {k: v / n for k, v in uniform_sums.items()}, n)
+
+
 @torch.no_grad()
 def fill_mask(model: nn.Module, tokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
     """The ``k`` likeliest tokens, with probabilities, for every [MASK] in ``text``.
