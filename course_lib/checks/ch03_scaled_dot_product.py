@@ -6,9 +6,11 @@ Visible checks (called from the exercise's test cells):
     check_dot_product_variance         part (c): Var[q . k] grows like d_k
     check_attention_entropy            part (d): entropy of each row of weights
 Hidden checks (stripped from exercises/, run by the grader):
-    check_attention_weights_batched_heads   4-D (B, H, T, D) float32 inputs
-    check_sdpa_fully_masked_row             a query with no visible key: zeros, not NaN
-    check_attention_entropy_one_hot         0 log 0 = 0: one-hot and all-zero rows
+    check_attention_weights_batched_heads   4-D (B, H, T, D) float32 inputs of other sizes
+    check_sdpa_fully_masked_row             a query with no visible key: zeros, not NaN (other sizes)
+    check_attention_entropy_one_hot         0 log 0 = 0: one-hot and all-zero rows (another layout)
+Every requirement the instructions state is also tested by the part's visible check (issue 27);
+the hidden ones only try other sizes and numbers, so that an answer fitted to the visible inputs fails.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from course_lib.checks._core import (
 
 # Deliberately uneven sizes so that swapped axes fail: B=3, H=2, T=5, S=7, D=6, Dv=4.
 B, H, T, S, D, DV = 3, 2, 5, 7, 6, 4
+# The hidden checks' sizes: the visible checks test every stated requirement; these only catch answers fitted to them.
+B2, H2, T2, S2, D2, DV2 = 2, 4, 3, 9, 8, 5
 
 
 def _unpack(result, what: str):
@@ -130,14 +134,19 @@ class ScaledDotProductAttentionCheck(Check):
     """scaled_dot_product_attention(q, k, v, mask=None) -> (out, weights)."""
 
     name = "scaled_dot_product_attention"
-    success = "shapes, normalisation, masking, values and gradients match the reference"
+    success = ("shapes, normalisation, masking (a fully masked row too), values and gradients match the reference "
+               "(the grader also tries other inputs)")
 
     def make_inputs(self):
         q, k, v = randn(B, T, D, seed=0), randn(B, S, D, seed=1), randn(B, S, DV, seed=2)
         lengths = torch.tensor([7, 4, 2])  # keys beyond each length are padding
         mask = (torch.arange(S)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, S)
         grad_out = randn(B, T, DV, seed=3)
-        return {"q": q, "k": k, "v": v, "mask": mask, "grad_out": grad_out}
+        # the instructions: a query that may see no key gets weights 0 and output 0, never NaN (4-D, float32)
+        fm = {n: randn(B, H, L, Dn, seed=4 + i, dtype=torch.float32) for i, (n, L, Dn) in enumerate((("q", T, D), ("k", S, D), ("v", S, DV)))}
+        fm_mask = (torch.arange(S)[None, :] < torch.tensor([6, 2, 7])[:, None])[:, None, None, :].expand(B, 1, T, S).clone()
+        fm_mask[1, 0, 2, :] = False  # query 2 of example 1 may attend to nothing (the grader's hidden test puts it elsewhere)
+        return {"q": q, "k": k, "v": v, "mask": mask, "grad_out": grad_out, "fully_masked": {**fm, "mask": fm_mask}}
 
     def run(self, fn, inputs):
         q, k, v, mask = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
@@ -148,7 +157,10 @@ class ScaledDotProductAttentionCheck(Check):
         qg, kg, vg = leaf_copies(q, k, v)
         g_out, _ = _unpack(student_call(fn, qg, kg, vg, what="scaled_dot_product_attention"), "your function")
         grads = backward_grads(g_out, (qg, kg, vg), inputs["grad_out"])
-        return {"out": out, "weights": weights, "masked_out": m_out, "masked_weights": m_weights, "grads": grads}
+        outputs = {"out": out, "weights": weights, "masked_out": m_out, "masked_weights": m_weights, "grads": grads}
+        if "fully_masked" in inputs:
+            outputs["fully_masked"] = SdpaFullyMaskedRowCheck.run(self, fn, inputs["fully_masked"])
+        return outputs
 
     def verify(self, inputs, outputs):
         q, k, v, mask = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
@@ -168,6 +180,8 @@ class ScaledDotProductAttentionCheck(Check):
         qg, kg, vg = leaf_copies(q, k, v)
         (reference_sdpa(qg, kg, vg).out * inputs["grad_out"]).sum().backward()
         expect_grads(outputs["grads"], (qg.grad, kg.grad, vg.grad), "qkv", "scaled_dot_product_attention")
+        if "fully_masked" in inputs:  # the same tests as the grader's, on other numbers
+            SdpaFullyMaskedRowCheck.verify(self, inputs["fully_masked"], outputs["fully_masked"])
 
 
 def _expect_out_shape(out, shape, what):
@@ -260,13 +274,19 @@ class AttentionWeightsCheck(Check):
     """attention_weights(q, k) -> weights = softmax(q k^T / sqrt(d_k)) over the keys."""
 
     name = "attention_weights"
-    success = "weights have the right shape, rows sum to 1, values and gradients match softmax(q k^T / sqrt(d_k))"
+    success = ("weights have the right shape, rows sum to 1, values and gradients match softmax(q k^T / sqrt(d_k)), "
+               "also for (B, H, T, D) float32 inputs (the grader also tries other inputs)")
 
     def make_inputs(self):
-        return {"q": randn(B, T, D, seed=10), "k": randn(B, S, D, seed=11), "grad_w": randn(B, T, S, seed=12)}
+        return {"q": randn(B, T, D, seed=10), "k": randn(B, S, D, seed=11), "grad_w": randn(B, T, S, seed=12),
+                # the instructions: any leading axes, float32 in, float32 out
+                "heads": {"q": randn(B, H, T, D, seed=13, dtype=torch.float32), "k": randn(B, H, S, D, seed=14, dtype=torch.float32)}}
 
     def run(self, fn, inputs):
-        return _weights_and_grads(fn, inputs["q"], inputs["k"], inputs["grad_w"], "attention_weights(q, k)")
+        outputs = _weights_and_grads(fn, inputs["q"], inputs["k"], inputs["grad_w"], "attention_weights(q, k)")
+        if "heads" in inputs:
+            outputs["heads"] = AttentionWeightsBatchedHeadsCheck.run(self, fn, inputs["heads"])
+        return outputs
 
     def verify(self, inputs, outputs):
         q, k = inputs["q"], inputs["k"]
@@ -281,16 +301,18 @@ class AttentionWeightsCheck(Check):
         qg, kg = leaf_copies(q, k)
         (_reference_weights(qg, kg) * inputs["grad_w"]).sum().backward()
         expect_grads(outputs["grads"], (qg.grad, kg.grad), "qk", "attention_weights")
+        if "heads" in inputs:  # (B, H, T, D) float32: the same tests as the grader's, on other numbers
+            AttentionWeightsBatchedHeadsCheck.verify(self, inputs["heads"], outputs["heads"])
 
 
 class AttentionWeightsBatchedHeadsCheck(Check):
     """Hidden: attention_weights on 4-D (B, H, T, D) float32 inputs keeps shape and dtype."""
 
     name = "attention_weights_batched_heads"
-    success = "works on (B, H, T, D) float32 inputs"
+    success = "works on (B, H, T, D) float32 inputs of other sizes"
 
     def make_inputs(self):
-        return {"q": randn(B, H, T, D, seed=20, dtype=torch.float32), "k": randn(B, H, S, D, seed=21, dtype=torch.float32)}
+        return {"q": randn(B2, H2, T2, D2, seed=20, dtype=torch.float32), "k": randn(B2, H2, S2, D2, seed=21, dtype=torch.float32)}
 
     def run(self, fn, inputs):
         return {"weights": student_call(fn, inputs["q"], inputs["k"], what="attention_weights(q, k) with q (B, H, T, D)")}
@@ -298,7 +320,7 @@ class AttentionWeightsBatchedHeadsCheck(Check):
     def verify(self, inputs, outputs):
         q, k = inputs["q"], inputs["k"]
         weights = expect_shape(
-            outputs["weights"], (B, H, T, S), "weights for 4-D inputs",
+            outputs["weights"], tuple(q.shape[:-1]) + (k.shape[-2],), "weights for 4-D inputs",
             hint="transpose only the last two axes of k (k.transpose(-2, -1)); k.T reverses every axis",
         )
         if weights.dtype != torch.float32:
@@ -314,15 +336,15 @@ class SdpaFullyMaskedRowCheck(Check):
     """Hidden: a query whose keys are all masked gets weights 0 and output 0 (not NaN), 4-D float32."""
 
     name = "sdpa_fully_masked_row"
-    success = "a fully masked row gives zeros, not NaN, on (B, H, T, D) float32 inputs"
+    success = "a fully masked row gives zeros, not NaN, on (B, H, T, D) float32 inputs of other sizes"
 
     def make_inputs(self):
-        q = randn(B, H, T, D, seed=30, dtype=torch.float32)
-        k = randn(B, H, S, D, seed=31, dtype=torch.float32)
-        v = randn(B, H, S, DV, seed=32, dtype=torch.float32)
-        lengths = torch.tensor([7, 3, 5])
-        mask = (torch.arange(S)[None, :] < lengths[:, None])[:, None, None, :].expand(B, 1, T, S).clone()  # (B, 1, T, S)
-        mask[1, 0, 2, :] = False  # query 2 of example 1 may attend to nothing
+        q = randn(B2, H2, T2, D2, seed=30, dtype=torch.float32)
+        k = randn(B2, H2, S2, D2, seed=31, dtype=torch.float32)
+        v = randn(B2, H2, S2, DV2, seed=32, dtype=torch.float32)
+        lengths = torch.tensor([9, 4])
+        mask = (torch.arange(S2)[None, :] < lengths[:, None])[:, None, None, :].expand(B2, 1, T2, S2).clone()  # (B, 1, T, S)
+        mask[1, 0, 1, :] = False  # query 1 of example 1 may attend to nothing
         return {"q": q, "k": k, "v": v, "mask": mask}
 
     def run(self, fn, inputs):
@@ -333,20 +355,20 @@ class SdpaFullyMaskedRowCheck(Check):
 
     def verify(self, inputs, outputs):
         q, k, v, mask = (inputs[n] for n in ("q", "k", "v", "mask"))
-        out = expect_shape(outputs["out"], (B, H, T, DV), "out for 4-D inputs", hint="out = weights @ v: (B, H, T, Dv)")
-        weights = expect_shape(outputs["weights"], (B, H, T, S), "weights for 4-D inputs")
+        out = expect_shape(outputs["out"], tuple(q.shape[:-1]) + (v.shape[-1],), "out for 4-D inputs", hint="out = weights @ v: (B, H, T, Dv)")
+        weights = expect_shape(outputs["weights"], tuple(q.shape[:-1]) + (k.shape[-2],), "weights for 4-D inputs")
         nan_hint = (
             "softmax of a row where every score is -inf is 0/0 = NaN. Mask with a very negative finite number "
             "(torch.finfo(scores.dtype).min) and set the masked weights to 0 after softmax"
         )
         q64, k64 = q.double(), k.double()
-        scaled = q64 @ k64.transpose(-2, -1) / math.sqrt(D)
+        scaled = q64 @ k64.transpose(-2, -1) / math.sqrt(q.shape[-1])
         specific = diagnose_mask(weights, mask, scores=scaled, ref_unmasked=scaled.softmax(-1))
         if specific and "NaN rows are exactly" not in specific:
             raise CheckFailed(f"weights with a mask (4-D): masked keys must get weight 0\nHint: {specific}")
         if not bool(torch.isfinite(weights).all()) or not bool(torch.isfinite(out).all()):
             raise CheckFailed("a query whose keys are all masked: expected weights 0 and output 0, got NaN or inf\nHint: " + nan_hint)
-        row = weights[1, :, 2, :].double()
+        row = weights.detach().double()[(~mask.any(-1)).expand(weights.shape[:-1])]  # every fully masked row
         if float(row.abs().max()) > 1e-6:
             raise CheckFailed(
                 f"a query whose keys are all masked: expected weights of exactly 0, got up to {float(row.abs().max()):.3g} "
@@ -392,17 +414,25 @@ class AttentionEntropyCheck(Check):
     """attention_entropy(weights) -> the entropy (in nats) of each query's weights, shape (..., T)."""
 
     name = "attention_entropy"
-    success = "entropy per query matches -sum_s w log w"
+    success = "entropy per query matches -sum_s w log w, with 0 log 0 = 0 (the grader also tries other inputs)"
 
     def make_inputs(self):
         scores = randn(B, T, S, seed=40) * 2.0
-        return {"weights": scores.softmax(-1), "grad_h": randn(B, T, seed=41)}
+        # the instructions: 0 log 0 counts as 0, so one-hot rows and a mask's all-zero rows are legal (here 4-D)
+        zeros = randn(2, 2, 3, 5, seed=42).softmax(-1)
+        zeros[0, 0, 1] = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0], dtype=zeros.dtype)  # one-hot
+        zeros[1, 1, 0] = 0.0  # a fully masked query
+        zeros[1, 0, 2] = torch.tensor([0.0, 0.25, 0.0, 0.75, 0.0], dtype=zeros.dtype)
+        return {"weights": scores.softmax(-1), "grad_h": randn(B, T, seed=41), "with_zeros": {"weights": zeros}}
 
     def run(self, fn, inputs):
         h = student_call(fn, inputs["weights"], what="attention_entropy(weights)")
         wg = inputs["weights"].clone().requires_grad_(True)
         hg = student_call(fn, wg, what="attention_entropy(weights)")
-        return {"entropy": h, "grads": backward_grads(hg, (wg,), inputs["grad_h"])}
+        outputs = {"entropy": h, "grads": backward_grads(hg, (wg,), inputs["grad_h"])}
+        if "with_zeros" in inputs:
+            outputs["with_zeros"] = AttentionEntropyOneHotCheck.run(self, fn, inputs["with_zeros"])
+        return outputs
 
     def verify(self, inputs, outputs):
         w = inputs["weights"]
@@ -414,6 +444,8 @@ class AttentionEntropyCheck(Check):
         wg = w.clone().requires_grad_(True)
         (_reference_entropy(wg) * inputs["grad_h"]).sum().backward()
         expect_grads(outputs["grads"], (wg.grad,), ["weights"], "attention_entropy")
+        if "with_zeros" in inputs:  # the same tests as the grader's, on other rows
+            AttentionEntropyOneHotCheck.verify(self, inputs["with_zeros"], outputs["with_zeros"])
 
 
 class AttentionEntropyOneHotCheck(Check):
@@ -436,7 +468,7 @@ class AttentionEntropyOneHotCheck(Check):
         return {"entropy": student_call(fn, inputs["weights"], what="attention_entropy(weights) with zeros in the weights")}
 
     def verify(self, inputs, outputs):
-        h = expect_shape(outputs["entropy"], (2, 3), "entropy of rows with zeros",
+        h = expect_shape(outputs["entropy"], tuple(inputs["weights"].shape[:-1]), "entropy of rows with zeros",
                          hint="one entropy per query: sum over the keys, the last axis (dim=-1, no keepdim)")
         if not bool(torch.isfinite(h).all()):
             raise CheckFailed(

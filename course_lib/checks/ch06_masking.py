@@ -64,20 +64,26 @@ class PaddingMaskCheck(Check):
     """padding_mask(tokens, pad_id) -> (B, 1, 1, S) bool, True where the key is a real token."""
 
     name = "ch6.padding_mask"
-    success = "(B, 1, 1, S), True on real tokens, False on padding"
+    success = "(B, 1, 1, S), True on real tokens, False on padding, for pad id 0 and another (the grader also tries other tokens and ids)"
     pad_id = PAD
 
     def make_inputs(self):
         tokens = TOKENS.clone()
         if self.pad_id != PAD:  # move the padding to another id, and use 0 as a real token
             tokens = torch.where(tokens == PAD, torch.full_like(tokens, self.pad_id), tokens - 1)
-        return {"tokens": tokens, "pad_id": self.pad_id}
+            return {"tokens": tokens, "pad_id": self.pad_id}
+        # the instructions: pad_id is not always 0. Here 1 pads and 0 is a real token (the hidden test uses another id)
+        other = torch.where(tokens == PAD, torch.ones_like(tokens), torch.where(tokens == 1, torch.zeros_like(tokens), tokens))
+        return {"tokens": tokens, "pad_id": self.pad_id, "other_pad": {"tokens": other, "pad_id": 1}}
 
     def vary_inputs(self, inputs, g):
         return {**inputs, "tokens": _random_tokens(inputs["tokens"].shape, inputs["pad_id"], g)}
 
     def run(self, fn, inputs):
-        return {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what=f"padding_mask(tokens, pad_id={inputs['pad_id']})")}
+        outputs = {"mask": student_call(fn, inputs["tokens"].clone(), inputs["pad_id"], what=f"padding_mask(tokens, pad_id={inputs['pad_id']})")}
+        if "other_pad" in inputs:
+            outputs["other_pad"] = PaddingMaskCheck.run(self, fn, inputs["other_pad"])
+        return outputs
 
     def verify(self, inputs, outputs):
         tokens, pad_id = inputs["tokens"], inputs["pad_id"]
@@ -97,11 +103,14 @@ class PaddingMaskCheck(Check):
         ref = reference_padding(tokens, pad_id)
         if bool((mask == ~ref).all()):
             raise CheckFailed("padding mask: the polarity is inverted: True must mean 'may attend' (a real token), False a pad\n"
-                              "Hint: tokens != pad_id")
+                              "Hint: the course's masks mark what a query may see, so the real tokens are True")
         if not bool((mask == ref).all()):
             bad = (mask != ref).nonzero()[0].tolist()
-            hint = "compare with pad_id itself, not with 0" if pad_id != 0 and bool((mask == reference_padding(tokens, 0)).all()) else "True exactly where tokens != pad_id"
-            raise CheckFailed(f"padding mask: wrong value at {tuple(bad)} (batch {bad[0]}, key {bad[3]})\nHint: {hint}")
+            hint = (f"compare with pad_id itself (here {pad_id}), not with 0" if pad_id != 0 and bool((mask == reference_padding(tokens, 0)).all())
+                    else "True exactly at the real tokens, the ids that are not pad_id")
+            raise CheckFailed(f"padding mask: wrong value at {tuple(bad)} (batch {bad[0]}, key {bad[3]}) with pad_id={pad_id}\nHint: {hint}")
+        if "other_pad" in inputs:  # the same tests with another pad id
+            PaddingMaskCheck.verify(self, inputs["other_pad"], outputs["other_pad"])
 
 
 class PaddingMaskOtherIdCheck(PaddingMaskCheck):
@@ -225,7 +234,8 @@ class MaskedAttentionCheck(Check):
     """masked_attention(q, k, v, mask) -> (out, weights): weights exactly 0 where the mask is False, no NaN."""
 
     name = "ch6.masked_attention"
-    success = "masked keys get weight exactly 0, other rows sum to 1, fully masked rows give 0 (no NaN), gradients finite"
+    success = ("masked keys get weight exactly 0, other rows sum to 1, fully masked rows give 0 (no NaN), gradients finite, "
+               "in float64 and float32 (the grader also tries other sizes)")
     dtype = torch.float64
     heads = 2
 
@@ -233,13 +243,16 @@ class MaskedAttentionCheck(Check):
         Bn, Tn = TOKENS.shape
         d = 4
         mask = reference_padding(TOKENS, PAD) & reference_causal(Tn)  # (B, 1, T, T), with fully masked rows in batch 2
-        return {
+        inputs = {
             "q": randn(Bn, self.heads, Tn, d, seed=60, dtype=self.dtype),
             "k": randn(Bn, self.heads, Tn, d, seed=61, dtype=self.dtype),
             "v": randn(Bn, self.heads, Tn, 3, seed=62, dtype=self.dtype),
             "mask": mask,
             "grad_out": randn(Bn, self.heads, Tn, 3, seed=63, dtype=self.dtype),
         }
+        if self.dtype == torch.float64:  # a fill value must fit float32 scores too (torch.finfo(scores.dtype).min)
+            inputs["float32"] = {n: x.float() if x.is_floating_point() else x for n, x in inputs.items()}
+        return inputs
 
     def run(self, fn, inputs):
         q, k, v, mask = (inputs[n].clone() for n in ("q", "k", "v", "mask"))
@@ -253,7 +266,10 @@ class MaskedAttentionCheck(Check):
         if isinstance(g_out, torch.Tensor) and g_out.shape == inputs["grad_out"].shape and g_out.requires_grad:
             (torch.nan_to_num(g_out) * inputs["grad_out"]).sum().backward()
             grads = [x.grad for x in (qg, kg, vg)]
-        return {"out": out, "weights": weights, "grads": grads}
+        outputs = {"out": out, "weights": weights, "grads": grads}
+        if "float32" in inputs:
+            outputs["float32"] = MaskedAttentionFloat32Check().run(fn, inputs["float32"])
+        return outputs
 
     def verify(self, inputs, outputs):
         q, k, v, mask = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
@@ -323,6 +339,8 @@ class MaskedAttentionCheck(Check):
             if not torch.isfinite(got).all():
                 raise CheckFailed(f"the gradient with respect to {name} contains NaN\nHint: fully masked rows must stay finite in the backward pass too")
             expect_close(got, ref, f"gradient with respect to {name}", atol=atol)
+        if "float32" in inputs:  # the same tests on float32 inputs
+            MaskedAttentionFloat32Check().verify(inputs["float32"], outputs["float32"])
 
 
 class MaskedAttentionFloat32Check(MaskedAttentionCheck):
