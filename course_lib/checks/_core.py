@@ -107,6 +107,8 @@ class Check:
             REGISTRY[cls.name] = cls()
         if "make_inputs" in cls.__dict__ and not getattr(cls.__dict__["make_inputs"], "_seeded", False):
             cls.make_inputs = _seedable(cls.__dict__["make_inputs"])
+        if "verify" in cls.__dict__ and not getattr(cls.__dict__["verify"], "_diagnosed", False):
+            cls.verify = _diagnosed(cls.__dict__["verify"])
 
     def make_inputs(self, seed: int | None = None) -> dict[str, Any]:
         """The check's inputs. ``seed=None``: the fixed inputs learners see (and the visible checks use).
@@ -115,6 +117,15 @@ class Check:
         :func:`randn` / :func:`seeded`; ``__init_subclass__`` wraps it so that, under a seed, every seed
         they use is mixed with it, then :meth:`vary_inputs` redraws what is not random (sizes, lengths)."""
         raise NotImplementedError
+
+    def mutation_cases(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> list:
+        """The reference computation as steps, for diagnosis by mutation (``_mutants``): a list of
+        ``(Program, inputs, {output name: the learner's value})``, one per call the check makes.
+        Default: the class's ``steps`` Program on ``inputs``, compared with ``outputs`` by name."""
+        program = getattr(self, "steps", None)
+        if program is None:
+            return []
+        return [(program, inputs, {k: outputs.get(k) for k in program.outputs})]
 
     def vary_inputs(self, inputs: dict[str, Any], g: torch.Generator) -> dict[str, Any]:
         """Under a seed, change the non-random parts of ``inputs`` (drawn from ``g``); default: none."""
@@ -163,6 +174,49 @@ def _seedable(make_inputs: Callable) -> Callable:
     wrapped._seeded = True  # type: ignore[attr-defined]
     wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__ = make_inputs.__name__, make_inputs.__doc__, make_inputs  # type: ignore[attr-defined]
     return wrapped
+
+
+_VERIFYING: contextvars.ContextVar[bool] = contextvars.ContextVar("course_check_verifying", default=False)
+
+
+def _diagnosed(verify: Callable) -> Callable:
+    """``verify`` that, when it fails, asks the mutation engine (``_mutants.diagnose``) which small change of
+    the reference reproduces the learner's outputs, and leads the hint with that (outermost call only). The
+    verdict never changes, and a right answer runs no mutant."""
+
+    def wrapped(self, inputs, outputs):
+        if _VERIFYING.get():
+            return verify(self, inputs, outputs)
+        token = _VERIFYING.set(True)
+        try:
+            return verify(self, inputs, outputs)
+        except CheckFailed as err:
+            hint = _engine_hint(self, inputs, outputs)
+            if not hint or hint in str(err):
+                raise
+            raise CheckFailed(_lead_with(str(err), hint)) from err.__cause__
+        finally:
+            _VERIFYING.reset(token)
+
+    wrapped._diagnosed = True  # type: ignore[attr-defined]
+    wrapped.__name__, wrapped.__doc__, wrapped.__wrapped__ = verify.__name__, verify.__doc__, verify  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _engine_hint(check: "Check", inputs, outputs) -> str | None:
+    from course_lib.checks import _mutants
+
+    try:
+        cases = check.mutation_cases(inputs, outputs)
+        return _mutants.diagnose(cases) if cases else None
+    except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
+        return None
+
+
+def _lead_with(message: str, hint: str) -> str:
+    """The failure's message with the engine's hint first; a hand-written hint stays after it."""
+    head, _, own = message.partition("\nHint: ")
+    return f"{head}\nHint: {hint}" + (f"\n(also: {own})" if own else "")
 
 
 def get_check(name: str) -> Check:

@@ -214,11 +214,17 @@ class DotProductVarianceCheck(Check):
 
     def run(self, fn, inputs):
         torch.manual_seed(inputs.get("torch_seed", 0))
-        values = []
+        values, kinds = [], []
         for d_k in inputs["dims"]:
             v = student_call(fn, d_k, inputs["n_samples"], what=f"dot_product_variance({d_k}, {inputs['n_samples']})")
+            kinds.append(type(v).__name__)
             values.append(as_number(v))
-        return {"values": values}
+        # a measurement varies with the random numbers and the sample count; a closed form does not (issue 26)
+        d0, probes = inputs["dims"][0], []
+        for seed, n in ((1, inputs["n_samples"]), (2, inputs["n_samples"]), (3, 500), (4, 2000)):
+            torch.manual_seed(inputs.get("torch_seed", 0) + seed)
+            probes.append(as_number(student_call(fn, d0, n, what=f"dot_product_variance({d0}, {n})")))
+        return {"values": values, "probes": probes, "types": kinds}
 
     def verify(self, inputs, outputs):
         values = outputs["values"]
@@ -244,6 +250,24 @@ class DotProductVarianceCheck(Check):
             else:
                 hint = f"your value is {ratio:.3g} times d_k; draw n_samples pairs q, k of shape (n_samples, d_k), take (q * k).sum(-1), and return its variance"
             raise CheckFailed(f"dot_product_variance({d_k}): expected about {d_k} (= d_k), got {v:.4g}\nHint: {hint}")
+        _expect_a_measurement(inputs, outputs)
+
+
+def _expect_a_measurement(inputs, outputs) -> None:
+    """The exercise asks to *measure* Var[q . k]: a Python float that changes with the random draws or
+    the sample count, not the closed form d_k returned as a constant (issue 26)."""
+    kinds = outputs.get("types") or []
+    if "Tensor" in kinds:
+        raise CheckFailed(f"dot_product_variance should return a Python float, got a torch.Tensor\n"
+                          "Hint: turn the one-element tensor into a number with .item() (or float(...))")
+    probes = outputs.get("probes")
+    if isinstance(probes, list) and len(probes) == 4 and all(is_finite_number(p) for p in probes) and len(set(probes)) == 1:
+        d0 = inputs["dims"][0]
+        closed = " (exactly d_k, the closed form)" if probes[0] == d0 else ""
+        raise CheckFailed(f"dot_product_variance({d0}, n) returned {probes[0]!r}{closed} for two random seeds and for "
+                          "n_samples = 500, 2000 and " f"{inputs['n_samples']}: the same value every time\n"
+                          "Hint: the exercise asks for a measurement: draw n_samples random pairs q, k, compute their dot products "
+                          "and return the variance you observe, which changes a little with the draws and the sample count")
 
 
 def _reference_weights(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -478,6 +502,51 @@ class AttentionEntropyOneHotCheck(Check):
         ref = _reference_entropy(inputs["weights"])
         expect_close(h, ref, "entropy of rows with zeros",
                      hint=_entropy_hint(h, inputs["weights"], ref) or "a one-hot row has entropy 0; a row (0.5, 0.5, 0, 0) has entropy log 2")
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+
+def _sizes(env):
+    return {"d_k": env["q"].shape[-1], **({"d_v": env["v"].shape[-1]} if "v" in env else {})}
+
+
+_LEGEND = {"B": "batch", "H": "head", "T": "query", "S": "key", "Dv": "value feature"}
+_WEIGHTS = [
+    step("scores", "matmul_t", "q", "k", what="the scores q k^T", axes="B T S"),
+    step("scaled", "scale", "scores", scale=("d_k", -0.5), what="the scale", axes="B T S"),
+    step("weights", "softmax", "scaled", dim=-1, axes="B T S"),
+]
+WEIGHTS_STEPS = Program(_WEIGHTS, ("weights",), sizes=_sizes, legend=_LEGEND)
+SDPA_STEPS = Program(_WEIGHTS + [step("out", "matmul", "weights", "v", what="weights @ v", axes="B T Dv")], ("out", "weights"),
+                     sizes=_sizes, legend=_LEGEND)
+SDPA_MASKED_STEPS = Program(
+    _WEIGHTS[:2] + [step("masked", "mask", "scaled", "mask", what="the mask", axes="B T S"),
+                    step("weights", "softmax", "masked", dim=-1, axes="B T S"),
+                    step("out", "matmul", "weights", "v", what="weights @ v", axes="B T Dv")],
+    ("out", "weights"), sizes=_sizes, legend=_LEGEND, names={"mask": "the mask"})
+ENTROPY_STEPS = Program(
+    [step("plogp", "xlogy", "weights", fn=lambda w: torch.special.xlogy(w, w), what="w log w", axes="B T S"),
+     step("total", "sum", "plogp", dim=-1, what="the sum over the keys", axes="B T"),
+     step("entropy", "neg", "total", fn=torch.neg, what="the minus sign", axes="B T")],
+    ("entropy",), legend=_LEGEND, axes={"weights": "B T S"})
+
+
+def _cases_sdpa(self, inputs, outputs):
+    cases = [(SDPA_STEPS, inputs, {"out": outputs.get("out"), "weights": outputs.get("weights")})]
+    if "masked_out" in outputs:
+        cases.append((SDPA_MASKED_STEPS, inputs, {"out": outputs.get("masked_out"), "weights": outputs.get("masked_weights")}))
+    return cases
+
+
+ScaledDotProductAttentionCheck.mutation_cases = _cases_sdpa
+SdpaFullyMaskedRowCheck.steps = SDPA_MASKED_STEPS
+AttentionWeightsCheck.steps = WEIGHTS_STEPS
+AttentionWeightsBatchedHeadsCheck.steps = WEIGHTS_STEPS
+AttentionEntropyCheck.steps = ENTROPY_STEPS
+AttentionEntropyOneHotCheck.steps = ENTROPY_STEPS
 
 
 check_attention_weights = AttentionWeightsCheck().as_function()
