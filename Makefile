@@ -1,15 +1,18 @@
-# Two commands on a fresh machine: `make book` and `make test`.
+# A learner runs `make lab`; the course's authors run `make book` and `make test`.
 # Each creates .venv on first use, installs what it needs, and reinstalls when pyproject.toml changes.
 #
+#   make lab        core + [grade] + [chapters], then JupyterLab at the repository root (chapters/ and
+#                   exercises/), its terminals finding `course` (learners; no nbgrader instructor tools)
 #   make book       core + [book]                 (pyproject.toml says what each extra holds)
 #   make test       everything: [book,grade,test], then the book, then every test
-#   make lab        core + [grade], then `jupyter lab exercises/` (learners; no nbgrader instructor tools)
 #   make exercises  core + [grade], then regenerate exercises/ from solutions/
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet
+# The long installs (torch, make lab's) show pip's progress: a first install takes minutes.
+PIP_LOUD := $(PY) -m pip install --progress-bar on
 JB     := $(VENV)/bin/jupyter-book
 
 # torch is installed first and pinned, from PyTorch's CPU wheel index (as .github/workflows do):
@@ -23,6 +26,7 @@ TORCH_STAMP    := $(VENV)/.torch
 STAMP          := $(VENV)/.installed
 STAMP_BOOK     := $(VENV)/.installed-book
 STAMP_GRADE    := $(VENV)/.installed-grade
+STAMP_LAB      := $(VENV)/.installed-lab
 
 .PHONY: book test test-fast lab exercises bench clean chromium bubblewrap
 
@@ -41,8 +45,8 @@ $(TORCH_STAMP):
 		probe="import urllib.request; urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=$(TORCH_INDEX_TIMEOUT))"; \
 		limit=""; if command -v timeout >/dev/null 2>&1; then limit="timeout $(TORCH_INDEX_TIMEOUT)"; fi; \
 		if $$limit $(PY) -c "$$probe" >/dev/null 2>&1; then \
-			echo "installing $(TORCH) (CPU build) from $(TORCH_INDEX)"; \
-			$(PIP) --retries 2 --extra-index-url $(TORCH_INDEX) $(TORCH) || exit 1; \
+			echo "installing $(TORCH) (CPU build, about 200 MB) from $(TORCH_INDEX)"; \
+			$(PIP_LOUD) --retries 2 --extra-index-url $(TORCH_INDEX) $(TORCH) || exit 1; \
 		else \
 			echo "*** $(TORCH_INDEX) could not be reached within $(TORCH_INDEX_TIMEOUT) s:"; \
 			echo "*** installing $(TORCH) from the default index instead. On Linux x86_64, PyPI's wheel"; \
@@ -91,6 +95,15 @@ $(STAMP_GRADE): pyproject.toml $(TORCH_STAMP)
 	$(PIP) -e '.[grade]'
 	$(NBGRADER_EXTENSIONS_OFF)
 	touch $@
+
+# A learner's set (make lab): the grader for `course check`, and what the chapters import.
+$(STAMP_LAB): pyproject.toml $(TORCH_STAMP)
+	@echo "make lab: installing course_lib with [grade] (course check) and [chapters] (pandas, bertviz,"
+	@echo "make lab: chapter 8's BERT, about 130 MB): a few minutes the first time, pip's progress below"
+	$(PIP_LOUD) -e '.[grade,chapters]'
+	$(NBGRADER_EXTENSIONS_OFF)
+	@echo "make lab: installed; from now on \`make lab\` starts JupyterLab at once"
+	touch $(STAMP_GRADE) $@
 
 $(NPM_STAMP): package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -151,9 +164,16 @@ test: $(STAMP) chromium $(BWRAP)
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow and not browser"
 
-# A learner's JupyterLab on the released exercises (nbgrader's instructor tools switched off).
-lab: $(STAMP_GRADE)
-	$(VENV)/bin/jupyter lab exercises/
+# A learner's JupyterLab at the repository root: chapters/ and exercises/ (nbgrader's instructor
+# tools switched off). The server's PATH starts with .venv/bin, so its terminals and kernels find
+# `course`, `python` and `pip` without activating anything. Its terminals run the learner's shell
+# as it is (not a login shell, which JupyterLab starts when make's output is not a terminal, and
+# whose /etc/profile resets PATH on Debian). LAB_ARGS adds options (the tests pass --no-browser,
+# a port and a token: tests/test_learner_env.py).
+LAB_SERVER = PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $(VENV)/bin/jupyter lab \
+	--ServerApp.root_dir="$(CURDIR)" --ServerApp.terminado_settings="shell_command=$${SHELL:-/bin/sh}"
+lab: $(STAMP_LAB)
+	$(LAB_SERVER) $(LAB_ARGS)
 
 # Regenerate exercises/ from solutions/ with nbgrader (commit the result).
 exercises: $(STAMP_GRADE)
