@@ -21,8 +21,13 @@ any size (SVG).
   node_modules by ``course_lib.book.assets``); ``course_lib.book.sphinxext`` adds those three
   scripts only to pages that contain :data:`MARKER`. The drawn view is kept in
   ``window.courseExplorers[name]`` (the browser tests read it).
-* in a live kernel (Jupyter, Colab, VS Code): the Altair chart itself, which Altair
-  renders there with its own renderer.
+* in a live kernel (JupyterLab, Notebook 7, VS Code): the same spec as the mimetype
+  :data:`LIVE_MIMETYPE`, which JupyterLab's built-in renderer draws with the Vega it bundles:
+  offline, no CDN, no extension to install. Altair's own output would not do: its HTML loads
+  Vega from a CDN, and JupyterLab 4 has no renderer for Vega-Lite 6's mimetype. The spec is
+  Altair's (Vega-Lite 6) with only its ``$schema`` set to Vega-Lite 5: the explorers use
+  nothing that 6 added (tests/test_explorers.py checks the spec, tests/test_lab_ui.py draws
+  chapter 3's explorer in a real JupyterLab with the network off).
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ import re
 
 from course_lib.runtime import building_book
 
-__all__ = ["MARKER", "Explorer", "explorer_html", "show_explorer"]
+__all__ = ["LIVE_MIMETYPE", "MARKER", "Explorer", "explorer_html", "live_bundle", "show_explorer"]
 
 #: Attribute on the explorer's container in the built page; the Sphinx extension looks for it.
 MARKER = "data-course-explorer"
+
+#: The mimetype a live kernel's explorer is sent as: JupyterLab 4 (and Notebook 7) draw it offline.
+LIVE_MIMETYPE = "application/vnd.vegalite.v5+json"
+_V5_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,40}$")
 
@@ -96,8 +105,15 @@ def explorer_html(chart, name: str) -> str:
 </div>"""
 
 
+def live_bundle(chart, name: str) -> dict:
+    """What a live kernel displays: the book's spec as Vega-Lite 5, which JupyterLab draws offline."""
+    spec = _spec(chart)
+    spec["$schema"] = _V5_SCHEMA  # the only change: the book's page draws the same spec with Vega-Lite 6
+    return {LIVE_MIMETYPE: spec, "text/plain": f"<explorer {name!r}: a Vega-Lite chart (JupyterLab, Notebook 7 and VS Code draw it)>"}
+
+
 class Explorer:
-    """A chart displayed as an explorer: static-page HTML in the book build, the chart itself elsewhere."""
+    """A chart displayed as an explorer: static-page HTML in the book build, Vega-Lite 5 JSON in a live kernel."""
 
     def __init__(self, chart, name: str) -> None:
         self.chart = chart
@@ -108,11 +124,7 @@ class Explorer:
     def _repr_mimebundle_(self, include=None, exclude=None):
         if building_book():
             return {"text/html": self.html, "text/plain": f"<explorer {self.name!r}: open the book page to use it>"}
-        import altair as alt
-
-        with alt.data_transformers.disable_max_rows():
-            bundle = self.chart._repr_mimebundle_(include=include, exclude=exclude)
-        return bundle
+        return live_bundle(self.chart, self.name)
 
     def __repr__(self) -> str:
         return f"Explorer({self.name!r})"

@@ -12,7 +12,7 @@ import pytest
 
 from course_lib.book import assets as book_assets
 from course_lib.runtime import BUILD_ENV
-from course_lib.explorers import MARKER, explorer_html, show_explorer
+from course_lib.explorers import LIVE_MIMETYPE, MARKER, explorer_html, show_explorer
 
 
 def _chart(text="a </script> b"):
@@ -35,12 +35,28 @@ def test_book_build_shows_the_spec_and_the_embed_call(monkeypatch):
     assert set(re.findall(r"https?://[^\"\s]+", html)) == {spec["$schema"]}
 
 
-def test_live_kernel_shows_the_chart_itself(monkeypatch):
+def test_live_kernel_sends_the_same_spec_as_vega_lite_5(monkeypatch):
+    """JupyterLab 4 draws application/vnd.vegalite.v5+json with the Vega it bundles (offline);
+    an HTML output would win over it in JupyterLab's ranking and load Vega from a CDN."""
+    monkeypatch.setenv(BUILD_ENV, "1")
+    html = show_explorer(_chart(), "t")._repr_mimebundle_()["text/html"]
+    book_spec = json.loads(re.search(r'class="course-explorer-spec">(.*?)</script>', html, re.S).group(1))
     monkeypatch.delenv(BUILD_ENV, raising=False)
     bundle = show_explorer(_chart(), "t")._repr_mimebundle_()
-    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
-    assert MARKER not in json.dumps(bundle)
-    assert any("vega" in key or "vegaEmbed" in str(value) for key, value in bundle.items())
+    assert set(bundle) == {LIVE_MIMETYPE, "text/plain"}, "no text/html: JupyterLab would prefer it to the Vega renderer"
+    live_spec = bundle[LIVE_MIMETYPE]
+    assert live_spec["$schema"] == "https://vega.github.io/schema/vega-lite/v5.json"
+    assert book_spec["$schema"].endswith("/v6.json") or "/v6." in book_spec["$schema"]
+    assert {k: v for k, v in live_spec.items() if k != "$schema"} == {k: v for k, v in book_spec.items() if k != "$schema"}, (
+        "one spec for the book and the kernel"
+    )
+    assert not re.search(r"https?://", json.dumps({k: v for k, v in live_spec.items() if k != "$schema"})), "nothing to fetch"
+
+
+def test_live_kernel_output_has_no_cdn(monkeypatch):
+    monkeypatch.delenv(BUILD_ENV, raising=False)
+    text = json.dumps(show_explorer(_chart(), "t")._repr_mimebundle_())
+    assert "cdn." not in text and "<script" not in text and MARKER not in text
 
 
 def test_no_row_limit_for_our_own_data(monkeypatch):
