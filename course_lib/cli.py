@@ -1,7 +1,7 @@
 """The ``course`` command.
 
     course check NOTEBOOK                 score one notebook the way the grader does (learners)
-    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--shard K/N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
+    course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--shard K/N] [--student NAME] [--seed N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
     course export --format canvas|moodle|csv [--grades grades/] [--roster roster.csv] [--columns columns.csv] [--out FILE] [--allow-ungraded]
     course merge SHARD_DIR ... --out DIR  combine the gradebooks of `course grade --shard K/N` runs
     course release [ASSIGNMENT ...]       regenerate exercises/ from solutions/ (= make exercises)
@@ -115,8 +115,11 @@ def cmd_check(args) -> int:
             for other in source_names(assignment, EXERCISES):
                 nb = released.nb if other == name else load_released(assignment, other, EXERCISES).nb
                 nbformat.write(nb, solutions_dir / assignment / f"{other}.ipynb")
+        from course_lib.grading.grader import new_seed
+
+        # inputs drawn from a fresh seed, as the grader does: an answer that only fits the fixed inputs shows here
         run = grade_tasks([Task("you", assignment, name, path)], _limits(args), solutions_dir=solutions_dir,
-                          sandboxed=unavailable() is None, sources=sources)
+                          sandboxed=unavailable() is None, sources=sources, seed=new_seed())
     width = max((len(r.grade_id) for r in run.rows), default=10)
     for r in run.rows:
         print(f"  {r.grade_id:<{width}}  {r.points:g}/{r.max_points:g}  {r.status}")
@@ -217,11 +220,16 @@ def cmd_grade(args) -> int:
 
     try:
         run = grade(submissions, out, _limits(args), jobs=args.jobs, assignments=args.assignment or None,
-                    progress=None if args.quiet else progress, sandboxed=not args.no_sandbox, shard=args.shard)
+                    progress=None if args.quiet else progress, sandboxed=not args.no_sandbox, shard=args.shard,
+                    seed=args.seed, student=args.student)
     except GradebookError as err:
         print(f"course grade: {err}", file=sys.stderr)
         return 2
+    from course_lib.grading.grader import read_run
+
     counts = ", ".join(f"{n} {s}" for s in STATUSES if (n := sum(r.status == s for r in run.rows)))
+    print(f"the checks' inputs were drawn from seed {read_run(out).get('seed')} (recorded in {out / 'run.json'}; "
+          "`--seed` reuses it)")
     shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard else ""
     print(f"this run{shard}: {len({(r.student, r.assignment, r.notebook) for r in run.rows})} notebooks, "
           f"{len(run.rows)} test cells: {counts or 'nothing to grade'}")
@@ -299,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
                         "shard.json; combine the N folders with `course merge`")
     p.add_argument("--no-sandbox", action="store_true",
                    help="grade without the bubblewrap sandbox (prints what that risks; for trusted notebooks only)")
+    p.add_argument("--student", metavar="NAME",
+                   help="regrade only this student's folder (SUBMISSIONS/NAME) into the existing gradebook in --out")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="draw the checks' inputs from this seed (default: a new one per run, recorded in OUT/run.json; "
+                        "--student reuses the recorded one)")
     _add_limits(p)
     p.set_defaults(func=cmd_grade)
 

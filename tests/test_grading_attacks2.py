@@ -142,3 +142,134 @@ def test_a_notebook_that_timed_out_beside_others_is_graded_again_alone(monkeypat
     assert events[-2:] == ["start honest", "end honest"] and events.count("start honest") == 2
     assert events.index("end hog") < len(events) - 2
     assert all(r.graded_at != "2026-01-01T00:00:00" for r in run.rows)  # graded_at: when the grade was written
+
+
+# =========================================================================== a lookup table instead of attention
+
+
+_TABLE_RUNTIME = '''
+import base64 as _b64, hashlib as _hl, io as _io
+import torch as _t
+
+def _key(name, args):
+    h = _hl.sha256(name.encode())
+    for a in args:
+        if isinstance(a, _t.Tensor):
+            h.update(repr((tuple(a.shape), str(a.dtype))).encode() + a.detach().contiguous().cpu().numpy().tobytes())
+        else:
+            h.update(repr(a).encode())
+    return h.hexdigest()
+
+def _lookup(name, args):
+    e = _TABLE[_key(name, args)]  # no attention here: only answers precomputed for the checks' inputs
+    outs = [o.clone() if isinstance(o, _t.Tensor) else o for o in e["outs"]]
+    leaves = [a for a in args if isinstance(a, _t.Tensor)]
+    if any(a.requires_grad for a in leaves) and e.get("grads"):
+        lin = sum(((a - a.detach()) * g).sum() for a, g in zip(leaves, e["grads"]) if g is not None and a.requires_grad)
+        for j, c in enumerate(e["cot"]):
+            if c is not None:
+                outs[j] = outs[j] + lin * c / (c * c).sum()  # the backward of <out, c> gives exactly the stored grads
+            elif isinstance(outs[j], _t.Tensor) and outs[j].is_floating_point():
+                outs[j] = outs[j] + 0 * lin
+    return tuple(outs) if e["tuple"] else outs[0]
+'''
+
+
+def _lookup_table_notebook(assignment: str, name: str) -> dict:
+    """The released exercise whose answer cells hold only a table: the checks' fixed inputs -> the solution's outputs and gradients.
+
+    The table is computed here, offline, by running every check of every graded cell (hidden ones
+    included, as an attacker who read the public check code would) with the solution's functions on
+    ``make_inputs()`` (the fixed inputs), capturing outputs, the cotangent each output received and the
+    gradients of the inputs. The answer cells contain no attention at all.
+    """
+    import base64
+    import io
+
+    import torch
+
+    from course_lib.checks import get_check
+    from course_lib.grading.notebooks import load_source
+
+    source = load_source(assignment, name, SOLUTIONS)
+    solution = _solution(assignment, name)
+    answers = [c for c in solution["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    namespace: dict = {}
+    setup = next(c for c in solution["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup")
+    exec("".join(setup["source"]), namespace)
+    functions: dict[str, list[str]] = {}  # answer cell grade_id -> the functions it defines
+    for cell in answers:
+        before = set(namespace)
+        exec("".join(cell["source"]), namespace)
+        functions[cell["metadata"]["nbgrader"]["grade_id"]] = [k for k in namespace if k not in before and callable(namespace[k])]
+    exec(_TABLE_RUNTIME, namespace)
+    key = namespace["_key"]
+    table: dict = {}
+
+    def proxy(fname):
+        ref = namespace[fname]
+
+        def call(*args):
+            res = ref(*args)
+            outs = list(res) if isinstance(res, tuple) else [res]
+            entry = table.setdefault(key(fname, args), {"outs": [o.detach().clone() if isinstance(o, torch.Tensor) else o for o in outs],
+                                                       "tuple": isinstance(res, tuple), "grads": None, "cot": [None] * len(outs)})
+            leaves = [a for a in args if isinstance(a, torch.Tensor)]
+            if any(a.requires_grad for a in leaves):
+                for j, o in enumerate(outs):
+                    if isinstance(o, torch.Tensor) and o.requires_grad:
+                        o.register_hook(lambda g, j=j, entry=entry: entry["cot"].__setitem__(j, g.detach().clone()))
+                pending.append((entry, leaves))
+            return res
+        return call
+
+    pending: list = []
+    for graded in source.graded:
+        for check_name in graded.checks:
+            check = get_check(check_name)
+            for fname in (f for fs in functions.values() for f in fs):
+                try:
+                    check.run(proxy(fname), check.make_inputs())
+                except Exception:  # noqa: BLE001 - not this check's function
+                    continue
+                for entry, leaves in pending:
+                    entry["grads"] = [a.grad.detach().clone() if a.grad is not None else None for a in leaves]
+                pending.clear()
+    buf = io.BytesIO()
+    torch.save(table, buf)
+    blob = base64.b64encode(buf.getvalue()).decode()
+    exercise = json.loads((ROOT / "exercises" / assignment / f"{name}.ipynb").read_text(encoding="utf-8"))
+    first = True
+    for cell in exercise["cells"]:
+        gid = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        if cell["metadata"].get("nbgrader", {}).get("solution") and gid in functions:
+            text = (_TABLE_RUNTIME + f"\n_TABLE = _t.load(_io.BytesIO(_b64.b64decode({blob!r})), weights_only=True)\n") if first else ""
+            first = False
+            text += "".join(f"\ndef {f}(*args):\n    return _lookup({f!r}, args)\n" for f in functions[gid])
+            cell["source"] = text
+    assert len(table) >= 5, table.keys()
+    return exercise
+
+
+@pytest.mark.slow
+def test_a_lookup_table_of_the_fixed_inputs_scores_nothing(tmp_path):
+    """Item 3: ch03 answered by a table of the checks' fixed inputs (10/10 before per-run seeds) scores 0."""
+    from course_lib.grading import gradebook as gb
+
+    A3, NB3 = "ch03_scaled_dot_product", "scaled_dot_product"
+    subs = tmp_path / "subs"
+    (subs / "table" / A3).mkdir(parents=True)
+    (subs / "table" / A3 / f"{NB3}.ipynb").write_text(json.dumps(_lookup_table_notebook(A3, NB3)))
+    (subs / "honest" / A3).mkdir(parents=True)
+    (subs / "honest" / A3 / f"{NB3}.ipynb").write_text((SOLUTIONS / A3 / f"{NB3}.ipynb").read_text())
+    run = grader.grade(subs, tmp_path / "grades", Limits(cell_timeout=60), jobs=2)
+    assert run.ok, [r.message for r in run.rows if r.grader_failure]
+    got = {s: sum(r.points for r in run.rows if r.student == s) for s in ("table", "honest")}
+    assert got == {"table": 0, "honest": 10}, [(r.student, r.grade_id, r.status, r.message[:200]) for r in run.rows]
+    seed = json.loads((tmp_path / "grades" / "run.json").read_text())["seed"]
+    assert isinstance(seed, int)
+    # the same seed again reproduces the run's inputs: a regrade with --seed gives the same verdicts
+    again = grader.grade(subs, tmp_path / "again", Limits(cell_timeout=60), jobs=2, seed=seed)
+    assert [(r.student, r.grade_id, r.status) for r in again.rows] == [(r.student, r.grade_id, r.status) for r in run.rows]
+    assert json.loads((tmp_path / "again" / "run.json").read_text())["seed"] == seed
+    assert gb.read_rows(tmp_path / "grades")

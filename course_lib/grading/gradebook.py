@@ -178,10 +178,11 @@ def _class_digest(students: list[str]) -> str:
 
 
 def write_manifest(out_dir: Path, shard: tuple[int, int], fingerprint: str, limits: dict, assignments,
-                   everyone: list[str]) -> None:
-    """shard.json: this shard, the grader, the limits, the assignments, its students and the whole class's digest."""
+                   everyone: list[str], seed: int | None = None) -> None:
+    """shard.json: this shard, the grader, the limits, the seed of the checks' inputs, the assignments, its
+    students and the whole class's digest."""
     k, n = shard
-    data = {"shard": k, "of": n, "fingerprint": fingerprint, "limits": limits, "assignments": sorted(assignments),
+    data = {"shard": k, "of": n, "fingerprint": fingerprint, "limits": limits, "seed": seed, "assignments": sorted(assignments),
             "students": sorted(s for s in everyone if shard_of(s, n) == k),
             "class_size": len(everyone), "class_digest": _class_digest(everyone)}
     _write_text(Path(out_dir) / SHARD_FILE, json.dumps(data, indent=1, ensure_ascii=False))
@@ -575,9 +576,10 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
     for m, d in zip(manifests, dirs):
         for key, what in (("of", "the number of shards differs"),
                           ("fingerprint", "the grader differs (course_lib or solutions/ changed between them)"),
-                          ("limits", "the limits differ"), ("assignments", "the assignments differ"),
+                          ("limits", "the limits differ"), ("seed", "the seeds of the checks' inputs differ"),
+                          ("assignments", "the assignments differ"),
                           ("class_digest", "the submissions differ (they saw different student folders)")):
-            if m[key] != first[key]:
+            if m.get(key) != first.get(key):
                 raise GradebookError(f"{d} and {d0} are shards of different runs: {what} "
                                      f"({key}: {m[key]!r:.80} vs {first[key]!r:.80}); grade every shard of one class with one commit")
     n = first["of"]
@@ -644,6 +646,9 @@ def merge(shard_dirs: list[Path], out_dir: Path) -> list[dict]:
         if (d / "feedback").is_dir():
             shutil.copytree(d / "feedback", out_dir / "feedback", dirs_exist_ok=True, symlinks=True)
     merged = [Row(**{k: r[k] for k in ROW_FIELDS}) for r in rows.values()]
+    if isinstance(first.get("seed"), int):  # run.json, as a single run writes it
+        _write_text(out_dir / "run.json", json.dumps({"seed": first["seed"], "history": [
+            {"seed": first["seed"], "graded": f"merge of {n} shards"}]}, indent=1))
     return write_gradebook(out_dir, merged, set())
 
 

@@ -33,7 +33,9 @@ import copy
 import hashlib
 import json
 import os
+import inspect
 import re
+import secrets
 import shutil
 import signal
 import stat
@@ -674,11 +676,31 @@ class _SourceCache:
         return value
 
 
+def _inputs_for(check, seed: int | None) -> dict:
+    """A check's inputs for a graded run: drawn from the run's ``seed``; None: the fixed inputs learners see.
+
+    ``Check.make_inputs(seed=...)`` (course_lib/checks/_core.py) gives fresh inputs of the same
+    family (other values, sizes, cases). A check without that parameter keeps its fixed inputs.
+    """
+    if seed is None:
+        return check.make_inputs()
+    try:
+        seedable = "seed" in inspect.signature(check.make_inputs, follow_wrapped=False).parameters
+    except (TypeError, ValueError):
+        seedable = False
+    return check.make_inputs(seed=seed) if seedable else check.make_inputs()
+
+
+def new_seed() -> int:
+    """A seed no one can predict (the OS's randomness), for one run's check inputs."""
+    return secrets.randbelow(2**31)
+
+
 class _RunFiles:
     """What every job of a run shares, made once: the sandbox's course_lib per assignment, the check inputs."""
 
-    def __init__(self, work_root: Path, solutions_dir: Path):
-        self.root, self.solutions_dir = work_root, solutions_dir
+    def __init__(self, work_root: Path, solutions_dir: Path, seed: int | None = None):
+        self.root, self.solutions_dir, self.seed = work_root, solutions_dir, seed
         self._lock = threading.Lock()
         self._libs: dict[str, Path] = {}
         self._refs: dict[str, list] = {}
@@ -707,7 +729,7 @@ class _RunFiles:
             names = [c for g in source.graded for c in g.checks]
             for name in names:
                 if name not in self._inputs:
-                    self._inputs[name] = get_check(name).make_inputs()
+                    self._inputs[name] = _inputs_for(get_check(name), self.seed)
             key = (source.assignment, source.name)
             if key not in self._files:
                 path = self.root / "inputs" / f"{source.assignment}__{source.name}.pt"
@@ -811,8 +833,10 @@ class SandboxUnavailable(RuntimeError):
 
 def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, solutions_dir: Path = SOLUTIONS,
                 progress=None, sandboxed: bool = True,
-                sources: dict[tuple[str, str], SourceNotebook] | None = None) -> GradeRun:
+                sources: dict[tuple[str, str], SourceNotebook] | None = None, seed: int | None = None) -> GradeRun:
     """Grade ``tasks``; ``progress(task, outcome)`` is called as each finishes (in a worker thread, one at a time).
+
+    ``seed``: the checks' inputs are drawn from it (``_inputs_for``); None: their fixed inputs.
 
     ``sources``: source notebooks given ready-made (by ``course check`` in a copy without
     solutions/: the released exercises, ``solutions_dir`` then being exercises/); the others
@@ -827,7 +851,7 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
     fingerprint = _grader_fingerprint(graded_assignments, solutions_dir)
     work_root = Path(tempfile.mkdtemp(prefix="course-grading-"))
     os.chmod(work_root, 0o711)
-    files = _RunFiles(work_root, solutions_dir)
+    files = _RunFiles(work_root, solutions_dir, seed)
     report = threading.Lock()
 
     def attempt(task: Task) -> Outcome:
@@ -876,15 +900,69 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
     return GradeRun(rows, feedback)
 
 
+RUN_FILE = "run.json"
+
+
+def _shard_seed(fingerprint: str, everyone: list[str]) -> int:
+    """The seed every shard of one class draws without --seed: from the grader's fingerprint (which covers
+    solutions/, never public) and the class, so the N machines agree without talking and no student can compute it."""
+    digest = hashlib.sha256(("course-grade-seed\0" + fingerprint + "\0" + "\0".join(sorted(everyone))).encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 2**31
+
+
+def read_run(out_dir: Path) -> dict:
+    """run.json of a grades folder ({} when there is none or it is unreadable)."""
+    try:
+        data = json.loads((Path(out_dir) / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_run(out_dir: Path, seed: int, what: str) -> None:
+    """Record the seed the checks' inputs were drawn from (``seed``) and the run's history in run.json."""
+    old = read_run(out_dir)
+    history = old.get("history") if isinstance(old.get("history"), list) else []
+    history.append({"seed": seed, "graded": what, "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    data = {"seed": seed, "history": history[-100:]}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    from course_lib.files import replace_atomically
+
+    replace_atomically(Path(out_dir) / RUN_FILE, lambda f: f.write(json.dumps(data, indent=1)))
+
+
+def _one_students_folder(submissions: Path, solutions_dir: Path) -> str | None:
+    """Why ``submissions`` looks like one student's folder (or one assignment's) rather than the class's, else None."""
+    known = set(list_assignments(solutions_dir))
+    try:
+        entries = list(os.scandir(submissions))
+    except OSError:
+        return None
+    assignments = sorted(e.name for e in entries if e.name in known and e.is_dir(follow_symlinks=False))
+    if assignments:
+        return (f"{submissions} holds assignment folders ({', '.join(assignments[:3])}): it looks like ONE student's "
+                f"folder, not the class's. Grade the class folder, or regrade this student into the gradebook with: "
+                f"course grade {submissions.parent} --student {submissions.name} --out GRADES")
+    if any(e.name.endswith(".ipynb") for e in entries):
+        return (f"{submissions} holds notebooks: it looks like one assignment's folder. `course grade` expects "
+                "SUBMISSIONS/<student>/<assignment>/<name>.ipynb; `course check NOTEBOOK` scores one notebook")
+    return None
+
+
 def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int = 1, assignments: list[str] | None = None,
           solutions_dir: Path = SOLUTIONS, progress=None, sandboxed: bool = True,
-          shard: tuple[int, int] | None = None) -> GradeRun:
+          shard: tuple[int, int] | None = None, seed: int | None = None, student: str | None = None) -> GradeRun:
     """Grade every submission under ``submissions``; merge into ``out_dir``'s gradebook; write feedback.
 
     The gradebook is rewritten (atomically) after every notebook: a run killed midway keeps
     every row already graded, and a re-run replaces them. ``shard=(K, N)`` grades only the
     students of shard K of N (gradebook.shard_of) and writes shard.json for ``course merge``;
-    the assignments are decided from the whole class, as in a single run.
+    the assignments are decided from the whole class, as in a single run. ``student``: regrade
+    only that student's folder into the gradebook (the assignments still decided from the class).
+
+    ``seed``: the checks' inputs are drawn from it, recorded in run.json (and shard.json). None:
+    a regrade of one student reuses the gradebook's recorded seed; shards derive one from the
+    grader and the class (``_shard_seed``: every shard the same); other runs draw a new one.
     """
     from course_lib.grading.feedback import write_feedback_html
 
@@ -895,17 +973,35 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
             f"no assignment sources in {solutions_dir}: grading needs the instructor's solutions/ (the source "
             "notebooks, with the hidden tests). This looks like the learners' public copy of the course; grade in the "
             "private repository (chapters/instructors_guide.md). `course check` works here, on the visible tests only.")
+    if why := _one_students_folder(submissions, solutions_dir):
+        raise gradebook.GradebookError(why)
+    if student is not None and not (submissions / student).is_dir():
+        raise gradebook.GradebookError(f"--student {student}: expected a folder {submissions / student} (the student's "
+                                       f"folder name under {submissions}); there is none")
     tasks, problems = discover(submissions, assignments, solutions_dir)
+    everyone = sorted({t.student for t in tasks} | {r.student for r in problems if r.student != gradebook.CLASS_WIDE and r.assignment})
+    graded = {t.assignment for t in tasks}
+    if seed is None and student is not None:
+        seed = read_run(out_dir).get("seed") if isinstance(read_run(out_dir).get("seed"), int) else None
     if shard is not None:
         k, n = shard
         if (old := gradebook.read_manifest(out_dir)) is not None and (old["shard"], old["of"]) != (k, n):
             raise gradebook.GradebookError(f"{out_dir} holds shard {old['shard']}/{old['of']}, not {k}/{n}: "
                                            "give each shard its own --out folder")
-        everyone = sorted({t.student for t in tasks} | {r.student for r in problems if r.student != gradebook.CLASS_WIDE and r.assignment})
-        graded = {t.assignment for t in tasks}
+        if student is not None and gradebook.shard_of(student, n) != k:
+            raise gradebook.GradebookError(f"--student {student} belongs to shard {gradebook.shard_of(student, n)}/{n}, not {k}/{n}")
+        fingerprint = _grader_fingerprint(graded, solutions_dir)
+        if seed is None:
+            seed = (old or {}).get("seed") if isinstance((old or {}).get("seed"), int) else _shard_seed(fingerprint, everyone)
         tasks = [t for t in tasks if gradebook.shard_of(t.student, n) == k]
         problems = [r for r in problems if r.student == gradebook.CLASS_WIDE or gradebook.shard_of(r.student, n) == k]
-        gradebook.write_manifest(out_dir, shard, _grader_fingerprint(graded, solutions_dir), asdict(limits), graded, everyone)
+        gradebook.write_manifest(out_dir, shard, fingerprint, asdict(limits), graded, everyone, seed=seed)
+    if seed is None:
+        seed = new_seed()
+    if student is not None:
+        tasks = [t for t in tasks if t.student == student]
+        problems = [r for r in problems if r.student == student]
+    write_run(out_dir, seed, f"student {student}" if student is not None else "the class" if shard is None else f"shard {shard[0]}/{shard[1]}")
     write_gradebook(out_dir, problems, {(r.student, r.assignment, r.notebook) for r in problems})
 
     def done(task: Task, outcome: Outcome) -> None:
@@ -915,7 +1011,7 @@ def grade(submissions: Path, out_dir: Path, limits: Limits = Limits(), jobs: int
         if progress:
             progress(task, outcome)
 
-    run = grade_tasks(tasks, limits, jobs, solutions_dir, done, sandboxed)
+    run = grade_tasks(tasks, limits, jobs, solutions_dir, done, sandboxed, seed=seed)
     run.rows = problems + run.rows
     return run
 
