@@ -164,14 +164,15 @@ def test_mask_tokens_fail(mistake, words):
     fails_with(check_mask_tokens, masking(mistake), *words)
 
 
-def test_mask_tokens_hidden_check_catches_a_fixed_rate_and_mask_id():
-    check_mask_tokens(masking("fixed_p"))  # the visible check cannot tell
+def test_mask_tokens_visible_check_catches_a_fixed_rate_and_mask_id():
+    """The instructions say to use the arguments p and mask_id: the visible check tries others (issue 27)."""
+    fails_with(check_mask_tokens, masking("fixed_p"), "use the argument p=0.3")
     fails_with(check_mask_tokens_other_rate, masking("fixed_p"), "use the argument p=0.4")
 
     def fixed_mask_id(input_ids, special_mask, mask_id, vocab_size, p=0.15, generator=None):
         return mask_tokens(input_ids, special_mask, 4, vocab_size, p, generator)
 
-    check_mask_tokens(fixed_mask_id)
+    fails_with(check_mask_tokens, fixed_mask_id, "use the mask_id argument")
     fails_with(check_mask_tokens_other_rate, fixed_mask_id, "use the mask_id argument")
 
 

@@ -206,16 +206,21 @@ class AttentionContextMatmulCheck(Check):
     """attention_context_matmul(h, hs, mask=None) -> (context, weights), as batched matrix products."""
 
     name = "ch1.attention_context_matmul"
-    success = "the matrix-product form equals the elementwise form, and padded positions get weight 0"
+    success = ("the matrix-product form equals the elementwise form, also when S == C, and padded positions get weight 0 "
+               "(the grader also tries other sizes)")
     sizes = (B, S, C)
     lengths = [7, 4, 2]
 
     def make_inputs(self):
         b, s, c = self.sizes
-        return {
+        inputs = {
             "h": randn(b, c, seed=110), "hs": randn(b, s, c, seed=111),
             "mask": _lengths_mask(self.lengths, s), "grad_context": randn(b, c, seed=112),
         }  # fmt: skip
+        if s != c:  # the instructions: transpose hs, not h; only S == C keeps the shapes of a wrong transpose
+            inputs["square"] = {"h": randn(2, 5, seed=113), "hs": randn(2, 5, 5, seed=114),
+                                "mask": _lengths_mask([5, 2], 5), "grad_context": randn(2, 5, seed=115)}
+        return inputs
 
     def run(self, fn, inputs):
         h, hs, mask = inputs["h"], inputs["hs"], inputs["mask"]
@@ -226,7 +231,10 @@ class AttentionContextMatmulCheck(Check):
         hg, hsg = leaf_copies(h, hs)
         g_context, _ = expect_tuple(student_call(fn, hg, hsg, mask, what="attention_context_matmul(h, hs, mask)"), 2, "context, weights")
         grads = backward_grads(g_context, (hg, hsg), inputs["grad_context"])
-        return {"context": context, "weights": weights, "masked_context": m_context, "masked_weights": m_weights, "grads": grads}
+        outputs = {"context": context, "weights": weights, "masked_context": m_context, "masked_weights": m_weights, "grads": grads}
+        if "square" in inputs:
+            outputs["square"] = AttentionContextMatmulCheck.run(self, fn, inputs["square"])
+        return outputs
 
     def verify(self, inputs, outputs):
         h, hs, mask = inputs["h"], inputs["hs"], inputs["mask"]
@@ -255,6 +263,8 @@ class AttentionContextMatmulCheck(Check):
         hg, hsg = leaf_copies(h, hs)
         (_reference_context(hg, hsg, mask)[0] * inputs["grad_context"]).sum().backward()
         expect_grads(outputs["grads"], (hg.grad, hsg.grad), ("h", "hs"), "attention_context_matmul")
+        if "square" in inputs:  # the same tests with S == C
+            AttentionContextMatmulCheck.verify(self, inputs["square"], outputs["square"])
 
 
 class AttentionContextMatmulSquareCheck(AttentionContextMatmulCheck):

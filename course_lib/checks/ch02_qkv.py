@@ -148,21 +148,28 @@ class SelfAttentionCheck(Check):
     """self_attention(x, W_q, W_k, W_v) -> (out, weights): softmax(q k^T) v with q, k, v all from x."""
 
     name = "ch2.self_attention"
-    success = "every position attends to every position of the same sequence; weights, output and gradients match"
+    success = ("every position attends to every position of the same sequence, batched (B, T, C) and unbatched (T, C); "
+               "weights, output and gradients match (the grader also tries other inputs)")
     shape = (B, T, C)
 
     def make_inputs(self):
-        return {
+        inputs = {
             "x": randn(*self.shape, seed=220) * 0.5, "W_q": randn(C, DK, seed=221), "W_k": randn(C, DK, seed=222),
             "W_v": randn(C, DV, seed=223), "grad": randn(*self.shape[:-1], DV, seed=224),
         }  # fmt: skip
+        if len(self.shape) == 3:  # the instructions: the same code for (T, C) and (B, T, C) inputs
+            inputs["unbatched"] = {**inputs, "x": randn(T + 1, C, seed=225) * 0.5, "grad": randn(T + 1, DV, seed=226)}
+        return inputs
 
     def run(self, fn, inputs):
         args = [inputs[n] for n in ("x", "W_q", "W_k", "W_v")]
         out, weights = expect_tuple(student_call(fn, *args, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
         leaves = leaf_copies(*args)
         g_out, _ = expect_tuple(student_call(fn, *leaves, what="self_attention(x, W_q, W_k, W_v)"), 2, "out, weights")
-        return {"out": out, "weights": weights, "grads": backward_grads(g_out, leaves, inputs["grad"])}
+        outputs = {"out": out, "weights": weights, "grads": backward_grads(g_out, leaves, inputs["grad"])}
+        if "unbatched" in inputs:
+            outputs["unbatched"] = SelfAttentionCheck.run(self, fn, inputs["unbatched"])
+        return outputs
 
     def verify(self, inputs, outputs):
         x, Wq, Wk, Wv = (inputs[n] for n in ("x", "W_q", "W_k", "W_v"))
@@ -183,6 +190,8 @@ class SelfAttentionCheck(Check):
         leaves = leaf_copies(x, Wq, Wk, Wv)
         (_attend(leaves[0] @ leaves[1], leaves[0] @ leaves[2], leaves[0] @ leaves[3])[0] * inputs["grad"]).sum().backward()
         expect_grads(outputs["grads"], [l.grad for l in leaves], ("x", "W_q", "W_k", "W_v"), "self_attention")
+        if "unbatched" in inputs:  # the same tests on one (T, C) sentence
+            SelfAttentionCheck.verify(self, inputs["unbatched"], outputs["unbatched"])
 
 
 class SelfAttentionUnbatchedCheck(SelfAttentionCheck):
@@ -226,17 +235,24 @@ class CosineScoresCheck(Check):
     """cosine_scores(q, k) -> q . k / (|q| |k|) for every query-key pair, shape (..., T, S)."""
 
     name = "ch2.cosine_scores"
-    success = "cosine similarities in [-1, 1], equal to the dot product of unit vectors"
+    success = ("cosine similarities in [-1, 1], equal to the dot product of unit vectors; a zero vector scores 0 "
+               "(the grader also tries other inputs)")
 
     def make_inputs(self):
         q = randn(B, T, DK, seed=230) * torch.linspace(0.5, 3.0, T, dtype=torch.float64)[:, None]  # different lengths
-        return {"q": q, "k": randn(B, S, DK, seed=231) * 2.0, "grad": randn(B, T, S, seed=232)}
+        # the instructions: a zero vector has no direction and scores 0, not NaN (here a query and a key)
+        zq, zk = randn(2, 4, DK, seed=233), randn(2, 3, DK, seed=234)
+        zq[0, 1], zk[1, 2] = 0.0, 0.0
+        return {"q": q, "k": randn(B, S, DK, seed=231) * 2.0, "grad": randn(B, T, S, seed=232), "zero": {"q": zq, "k": zk}}
 
     def run(self, fn, inputs):
         scores = student_call(fn, inputs["q"], inputs["k"], what="cosine_scores(q, k)")
         leaves = leaf_copies(inputs["q"], inputs["k"])
         g = student_call(fn, *leaves, what="cosine_scores(q, k)")
-        return {"scores": scores, "grads": backward_grads(g, leaves, inputs["grad"])}
+        outputs = {"scores": scores, "grads": backward_grads(g, leaves, inputs["grad"])}
+        if "zero" in inputs:
+            outputs["zero"] = CosineScoresZeroVectorCheck.run(self, fn, inputs["zero"])
+        return outputs
 
     def verify(self, inputs, outputs):
         q, k = inputs["q"], inputs["k"]
@@ -249,6 +265,8 @@ class CosineScoresCheck(Check):
         leaves = leaf_copies(q, k)
         (_reference_cosine(*leaves) * inputs["grad"]).sum().backward()
         expect_grads(outputs["grads"], [l.grad for l in leaves], ("q", "k"), "cosine_scores")
+        if "zero" in inputs:  # the same tests as the grader's, on other vectors
+            CosineScoresZeroVectorCheck.verify(self, inputs["zero"], outputs["zero"])
 
 
 class CosineScoresZeroVectorCheck(Check):
@@ -263,17 +281,17 @@ class CosineScoresZeroVectorCheck(Check):
         return {"q": q, "k": randn(2, 4, DK, seed=241)}
 
     def run(self, fn, inputs):
-        return {"scores": student_call(fn, inputs["q"], inputs["k"], what="cosine_scores(q, k) with a zero query")}
+        return {"scores": student_call(fn, inputs["q"], inputs["k"], what="cosine_scores(q, k) with a zero vector")}
 
     def verify(self, inputs, outputs):
-        scores = expect_shape(outputs["scores"], (2, 3, 4), "scores")
+        scores = expect_shape(outputs["scores"], tuple(inputs["q"].shape[:-1]) + (inputs["k"].shape[-2],), "scores")
         if not bool(torch.isfinite(scores).all()):
             raise CheckFailed(
-                "scores for an all-zero query: expected 0, got NaN or inf (0 / 0)\n"
+                "scores for an all-zero vector: expected 0, got NaN or inf (0 / 0)\n"
                 "Hint: clamp the lengths from below, e.g. q.norm(dim=-1, keepdim=True).clamp_min(1e-8)"
             )
         got = scores.detach().double()
-        expect_close(scores, _reference_cosine(inputs["q"], inputs["k"]), "scores with a zero query",
+        expect_close(scores, _reference_cosine(inputs["q"], inputs["k"]), "scores with a zero vector",
                      hint=_cosine_hint(got, inputs["q"], inputs["k"]), axes="B T S")
 
 

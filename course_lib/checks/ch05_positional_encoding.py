@@ -70,8 +70,8 @@ class EncodingTableCheck(Check):
     """sinusoidal_table(n_positions, d_model) -> (n_positions, d_model) float64 tensor."""
 
     name = "ch5.sinusoidal_table"
-    success = "the table matches the formula to 10 decimals, in the interleaved layout"
-    sizes = ((11, 10), (13, 6))
+    success = "the table matches the formula to 10 decimals, in the interleaved layout, for even and odd d_model (the grader also tries other sizes)"
+    sizes = ((11, 10), (13, 6), (9, 7))  # the instructions: an odd d_model ends with an unpaired sine
     what = "sinusoidal_table"
 
     def make_inputs(self):
@@ -192,8 +192,8 @@ class RotationMatrixCheck(Check):
     """rotation_matrix(offset, d_model) -> M (d_model, d_model) with PE(pos + offset) = M @ PE(pos)."""
 
     name = "ch5.rotation_matrix"
-    success = "M_k maps PE(pos) to PE(pos + k) for every pos, one 2x2 rotation per pair"
-    cases = ((1, 8), (3, 8), (10, 6))
+    success = "M_k maps PE(pos) to PE(pos + k) for every pos, one 2x2 rotation per pair, for k > 0, k = 0 and k < 0 (the grader also tries other cases)"
+    cases = ((1, 8), (3, 8), (10, 6), (0, 6), (-3, 8))  # the instructions: k may be 0 or negative
 
     def make_inputs(self):
         return {"cases": [list(c) for c in self.cases]}

@@ -491,19 +491,27 @@ class LabelSmoothedLossCheck(Check):
     torch.nn.CrossEntropyLoss(label_smoothing=eps, ignore_index=pad_id)."""
 
     name = "label_smoothed_loss"
-    success = "value and gradients match cross-entropy against (1 - eps) one_hot + eps / V, padding ignored"
+    success = ("value and gradients match cross-entropy against (1 - eps) one_hot + eps / V, padding ignored, "
+               "for pad id 0 and another (the grader also tries other ids, eps and sizes)")
     V = 7
     eps = 0.1
     pad_id = 0
     seed = 72
 
     def make_inputs(self):
-        logits = randn(B, T, self.V, seed=self.seed) * 2
-        target = torch.randint(0, self.V, (B, T), generator=seeded(self.seed + 1))
-        target[target == self.pad_id] = (self.pad_id + 1) % self.V  # no accidental pads ...
-        target[0, 3:] = self.pad_id  # ... only these
-        target[2, 1:] = self.pad_id
-        return {"logits": logits, "target": target, "eps": self.eps, "pad_id": self.pad_id}
+        inputs = self._inputs(self.V, self.eps, self.pad_id, self.seed)
+        if self.pad_id == 0:  # the instructions: leave out the targets equal to pad_id, whatever it is (and use eps)
+            inputs["other_pad"] = self._inputs(9, 0.2, 5, 272)
+        return inputs
+
+    @staticmethod
+    def _inputs(V: int, eps: float, pad_id: int, seed: int) -> dict:
+        logits = randn(B, T, V, seed=seed) * 2
+        target = torch.randint(0, V, (B, T), generator=seeded(seed + 1))
+        target[target == pad_id] = (pad_id + 1) % V  # no accidental pads ...
+        target[0, 3:] = pad_id  # ... only these
+        target[2, 1:] = pad_id
+        return {"logits": logits, "target": target, "eps": eps, "pad_id": pad_id}
 
     def run(self, fn, inputs):
         lg = inputs["logits"].clone().requires_grad_(True)
@@ -512,7 +520,10 @@ class LabelSmoothedLossCheck(Check):
         grad = None
         if isinstance(loss, torch.Tensor) and loss.numel() == 1 and loss.requires_grad:
             (grad,) = torch.autograd.grad(loss.reshape(()), lg)
-        return {"loss": loss, "grad": grad}
+        outputs = {"loss": loss, "grad": grad}
+        if "other_pad" in inputs:
+            outputs["other_pad"] = LabelSmoothedLossCheck.run(self, fn, inputs["other_pad"])
+        return outputs
 
     def verify(self, inputs, outputs):
         loss = expect_tensor(outputs["loss"], "the loss")
@@ -528,6 +539,8 @@ class LabelSmoothedLossCheck(Check):
         lg = logits.clone().requires_grad_(True)
         (ref_grad,) = torch.autograd.grad(_smoothing_reference(lg, target, eps, pad_id), lg)
         expect_close(outputs["grad"], ref_grad, "gradient with respect to the logits")
+        if "other_pad" in inputs:  # the same tests with another pad id and eps
+            LabelSmoothedLossCheck.verify(self, inputs["other_pad"], outputs["other_pad"])
 
 
 class LabelSmoothedLossOtherPadCheck(LabelSmoothedLossCheck):

@@ -177,7 +177,8 @@ class MaskTokensCheck(Check):
     """mask_tokens(input_ids, special_mask, mask_id, vocab_size, p=0.15, generator=None) -> (inputs, labels)."""
 
     name = "ch8.mask_tokens"
-    success = "p of the tokens chosen, 80% [MASK] / 10% random / 10% unchanged, labels only where chosen, specials untouched"
+    success = ("p of the tokens chosen, 80% [MASK] / 10% random / 10% unchanged, labels only where chosen, specials untouched, "
+               "also with another p, mask_id and vocabulary (the grader also tries other ones)")
     shape = (400, 64)
     vocab_size = 500
     mask_id = 4
@@ -195,7 +196,10 @@ class MaskTokensCheck(Check):
         mid = (lengths // 2).clamp(min=1)
         ids[torch.arange(N), mid] = 3  # a [SEP] between the two segments
         special = ids < self.n_special
-        return {"ids": ids, "special": special, "p": self.p}
+        inputs = {"ids": ids, "special": special, "p": self.p}
+        if type(self) is MaskTokensCheck:  # the instructions: use the arguments p and mask_id, not 0.15 and 4
+            inputs["other_args"] = _MASK_TOKENS_OTHER_ARGS.make_inputs()
+        return inputs
 
     def _call(self, fn, inputs, seed):
         ids = inputs["ids"].clone()
@@ -213,10 +217,13 @@ class MaskTokensCheck(Check):
         inputs_1, labels_1, ids_after = self._call(fn, inputs, seed=7)
         inputs_2, labels_2, _ = self._call(fn, inputs, seed=7)
         inputs_3, labels_3, _ = self._call(fn, inputs, seed=8)
-        return {
+        outputs = {
             "inputs": inputs_1, "labels": labels_1, "ids_after": ids_after,
             "same_seed": [inputs_2, labels_2], "other_seed": [inputs_3, labels_3],
         }  # fmt: skip
+        if "other_args" in inputs:
+            outputs["other_args"] = _MASK_TOKENS_OTHER_ARGS.run(fn, inputs["other_args"])
+        return outputs
 
     def verify(self, inputs, outputs):
         ids, special, p = inputs["ids"], inputs["special"], inputs["p"]
@@ -301,6 +308,22 @@ class MaskTokensCheck(Check):
         if isinstance(other_labels, torch.Tensor) and torch.equal(other_labels.long(), labels):
             raise CheckFailed("generators with different seeds gave the same choice of positions\n"
                               "Hint: draw the randomness from the generator argument, not from a fixed seed of your own")  # fmt: skip
+        if "other_args" in inputs:  # the same tests with another p, mask_id and vocabulary
+            _MASK_TOKENS_OTHER_ARGS.verify(inputs["other_args"], outputs["other_args"])
+
+
+class _MaskTokensOtherArgs(MaskTokensCheck):
+    """Part of the visible check: mask_tokens with p=0.3, mask_id=9 and a 60-token vocabulary."""
+
+    name = ""  # not a check of its own
+    shape = (300, 48)
+    vocab_size = 60
+    mask_id = 9
+    n_special = 10
+    p = 0.3
+
+
+_MASK_TOKENS_OTHER_ARGS = _MaskTokensOtherArgs()
 
 
 class MaskTokensRateCheck(MaskTokensCheck):
