@@ -4,6 +4,7 @@
     course grade SUBMISSIONS_DIR --out grades/ [--jobs N] [--shard K/N] [--student NAME] [--seed N] [--cell-timeout S] [--total-timeout S] [--memory-mb M] [--no-sandbox]
     course export --format canvas|moodle|csv [--grades grades/] [--roster roster.csv] [--columns columns.csv] [--out FILE] [--allow-ungraded]
     course merge SHARD_DIR ... --out DIR  combine the gradebooks of `course grade --shard K/N` runs
+    course report GRADES [--out FILE]     the class report: named mistakes per check, parts most often lost
     course release [ASSIGNMENT ...]       regenerate exercises/ from solutions/ (= make exercises)
 
 See chapters/exercises_guide.md (learners) and chapters/grading_guide.md (instructors).
@@ -194,6 +195,19 @@ def _print_table(out: Path, what: str) -> None:
           f"{out / 'gradebook.json'}; feedback: {out / 'feedback'}/")
 
 
+def _mathjax_missing() -> str | None:
+    """What to do, told to the instructor once before grading, when the feedback pages would show raw TeX."""
+    from course_lib.assets import ENV_NODE_MODULES, node_modules_dir
+
+    folder = node_modules_dir()
+    if (folder / "mathjax" / "es5").is_dir():
+        return None
+    return (f"course grade: MathJax is not installed ({folder / 'mathjax'} is missing), so the students' feedback pages "
+            "will show their maths as raw TeX.\n  To get it: run `npm ci` in the course's folder (needs Node.js; "
+            f"`make node_modules/.installed` does the same), or set {ENV_NODE_MODULES} to a node_modules folder that has "
+            "mathjax; then grade (again). Grading goes on now.")
+
+
 def cmd_grade(args) -> int:
     from course_lib.grading.gradebook import GradebookError
     from course_lib.grading.grader import STATUSES, grade
@@ -212,6 +226,9 @@ def cmd_grade(args) -> int:
               "or attack other students' runs. Install bubblewrap, or pass --no-sandbox to grade anyway "
               "(only for submissions you trust).", file=sys.stderr)
         return 2
+
+    if why := _mathjax_missing():
+        print(why, file=sys.stderr, flush=True)
 
     def progress(task, outcome):
         got = sum(r.points for r in outcome.rows)
@@ -278,6 +295,21 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from course_lib.grading import report
+    from course_lib.grading.gradebook import GradebookError, read_rows
+
+    try:
+        rows = read_rows(Path(args.grades))
+        path = report.write(Path(args.grades), Path(args.out) if args.out else None)
+    except GradebookError as err:
+        print(f"course report: {err}", file=sys.stderr)
+        return 2
+    print(report.terminal(rows, top=args.top))
+    print(f"\nHTML report: {path}")
+    return 0
+
+
 def cmd_release(args) -> int:
     from course_lib.grading import release
 
@@ -333,6 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("shards", nargs="+", help="the N shard folders")
     p.add_argument("--out", required=True, help="a new or empty folder for the merged gradebook and feedback")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("report", help="the class report: mistakes per check (the checks' hints), parts most often lost")
+    p.add_argument("grades", help="the grades folder of `course grade --out` (or of `course merge`)")
+    p.add_argument("--out", help="the HTML page to write (default GRADES/report.html)")
+    p.add_argument("--top", type=int, default=20, help="lines per section in the terminal (default 20; the page has all)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     p.add_argument("assignments", nargs="*")

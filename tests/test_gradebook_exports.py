@@ -60,6 +60,7 @@ def test_no_cell_of_any_file_starts_a_formula(tmp_path):
             assert "'" + s in first, (name, s, first)
 
 
+@pytest.mark.skipif(not (ROOT / "solutions").is_dir(), reason="no solutions/ (the learners' public copy): no assignments to discover")
 def test_a_student_folder_named_star_is_in_every_file(tmp_path):
     # and the class-wide row of an unknown assignment (once filed under the pseudo-student "*") is no student
     from course_lib.grading.grader import discover

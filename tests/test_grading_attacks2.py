@@ -29,6 +29,9 @@ from course_lib.grading.release import SOLUTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = [sys.executable, "-m", "course_lib.cli"]
+if not SOLUTIONS.is_dir():  # the learners' public copy: nothing to grade against
+    pytest.skip("no solutions/ in this copy of the course (the learners' public copy): the grader's attacks need "
+                "the instructors' source notebooks", allow_module_level=True)
 A2 = "ch02_qkv"
 NB2 = "query_key_value"
 
@@ -273,3 +276,90 @@ def test_a_lookup_table_of_the_fixed_inputs_scores_nothing(tmp_path):
     assert [(r.student, r.grade_id, r.status) for r in again.rows] == [(r.student, r.grade_id, r.status) for r in run.rows]
     assert json.loads((tmp_path / "again" / "run.json").read_text())["seed"] == seed
     assert gb.read_rows(tmp_path / "grades")
+
+
+# =========================================================================== the instructor's path (item 6)
+
+
+def _tiny_class(root: Path) -> Path:
+    """Two students of ch02 whose notebooks are missing: graded without running any kernel."""
+    for s in ("ann", "gus"):
+        (root / "subs" / s / A2).mkdir(parents=True)
+    return root / "subs"
+
+
+def test_grade_says_once_before_grading_when_mathjax_is_missing(tmp_path):
+    subs = _tiny_class(tmp_path)
+    env = {**__import__("os").environ, "COURSE_NODE_MODULES": str(tmp_path / "no_node_modules")}
+    proc = subprocess.run([*COURSE, "grade", str(subs), "--out", str(tmp_path / "grades"), "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("MathJax is not installed") == 1 and "npm ci" in proc.stderr and "COURSE_NODE_MODULES" in proc.stderr
+
+
+def test_one_students_folder_is_refused_and_student_regrades_one_into_the_gradebook(tmp_path):
+    from course_lib.grading import gradebook as gb
+
+    subs = _tiny_class(tmp_path)
+    grades = tmp_path / "grades"
+    proc = subprocess.run([*COURSE, "grade", str(subs / "gus"), "--out", str(grades)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and f"--student gus" in proc.stderr, proc.stderr
+    assert not (grades / "gradebook.json").exists()  # no junk rows for a 'student' named ch02_qkv
+    grader.grade(subs, grades, seed=1234)
+    before = {(r["student"], r["grade_id"]): r for r in gb.read_rows(grades)}
+    (subs / "gus" / A2 / f"{NB2}.ipynb").write_text("{not json")
+    run = grader.grade(subs, grades, student="gus")
+    assert {r.student for r in run.rows} == {"gus"} and all(r.status == "unreadable" for r in run.rows)
+    after = {(r["student"], r["grade_id"]): r for r in gb.read_rows(grades)}
+    assert set(after) == set(before)
+    assert all(after[k] == before[k] for k in after if k[0] == "ann")  # the others are untouched
+    assert all(after[k]["status"] == "unreadable" for k in after if k[0] == "gus")
+    assert json.loads((grades / "run.json").read_text())["seed"] == 1234  # the regrade reused the class's seed
+    with pytest.raises(Exception, match="expected a folder"):
+        grader.grade(subs, grades, student="nobody")
+
+
+def test_library_implementations_and_solution_copies_are_flagged_for_review_not_penalised(tmp_path, monkeypatch):
+    nb = _solution()
+    answer = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "self_attention")
+    answer["source"] = ("import torch.nn.functional as F\nfrom transformers.models.bert.modeling_bert import BertSelfAttention\n"
+                        "def self_attention(x, W_q, W_k, W_v):\n"
+                        "    q, k, v = x @ W_q, x @ W_k, x @ W_v\n"
+                        "    return F.scaled_dot_product_attention(q, k, v)\n")
+    path = tmp_path / f"{NB2}.ipynb"
+    path.write_text(json.dumps(nb))
+
+    def passed(prepared, source, limits, job_dir, *args, **kwargs):
+        return {"started": True, "cells": {str(i): {"status": "ok"} for i in range(len(prepared.run_nb.cells))}}, prepared.run_nb
+
+    monkeypatch.setattr(grader, "verify_recording", lambda *a, **k: None)  # as if every check had passed
+    outcome = _grade_one(path, monkeypatch, passed)
+    assert all(r.status == "passed" and r.points == r.max_points for r in outcome.rows)  # not penalised
+    text = outcome.rows[0].message
+    assert "For review" in text and "fused attention" in text and "transformers" in text and "course's solution" in text
+    from course_lib.grading import gradebook as gb
+
+    gb.write_gradebook(tmp_path / "grades", outcome.rows, set())
+    notes = (tmp_path / "grades" / "summary.csv").read_text()
+    assert "to review (not penalised)" in notes
+
+
+@pytest.mark.slow
+def test_the_sandbox_binds_course_lib_where_its_python_imports_it(tmp_path):
+    """A PYTHONPATH pointing to another copy of course_lib once broke every notebook (the sandbox's Python has none)."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(ROOT / "course_lib", other / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for shared in ("solutions", "exercises", "node_modules"):  # the copy finds the course's files beside it
+        if (ROOT / shared).exists():
+            (other / shared).symlink_to(ROOT / shared)
+    subs = tmp_path / "subs"
+    (subs / "ann" / A2).mkdir(parents=True)
+    (subs / "ann" / A2 / f"{NB2}.ipynb").write_text((SOLUTIONS / A2 / f"{NB2}.ipynb").read_text())
+    env = {**__import__("os").environ, "PYTHONPATH": str(other)}
+    proc = subprocess.run([*COURSE, "grade", str(subs), "--out", str(tmp_path / "grades"), "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((tmp_path / "grades" / "gradebook.json").read_text())["rows"]
+    assert sum(r["points"] for r in rows) == 10, rows

@@ -10,6 +10,7 @@
 ``ownwork``   - a static reading of answer cells: references, answer keys, check machinery
 ``grader``    - verdicts outside the sandbox, the gradebook, parallel runs
 ``feedback``  - per-student HTML with hidden tests removed
+``report``    - the class report: the checks' named mistakes over the class, parts most often lost
 The command line is ``course`` (``course_lib.cli``); see chapters/grading_guide.md (threat model).
 """
 

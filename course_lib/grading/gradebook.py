@@ -52,6 +52,9 @@ FIELDS = ("student", "assignment", "notebook", "grade_id", "status", "points", "
 ROW_FIELDS = FIELDS
 #: roster columns: ``student`` (the folder name) is required; the others are optional
 ROSTER_COLUMNS = ("student", "name", "canvas_id", "sis_user_id", "sis_login_id", "section", "email", "idnumber", "username")
+#: starts the part of a row's message that flags something for the instructor without a penalty (a verbatim
+#: copy of the course's solution, a library implementation of the exercise's concept); summary.csv's notes say so
+REVIEW_MARK = "For review (not penalised): "
 #: messages of rows the grader could not grade (grader.py writes them)
 NOT_GRADED = ("grader failure", "unknown assignment")
 TO_REVIEW = ("tampered", "not_own_work")
@@ -270,8 +273,11 @@ def summarize_rows(rows: list[dict]) -> tuple[list[str], dict[str, float], list[
                 entry["not_graded"].add(a)
                 notes.append(f"{a}: NOT GRADED (grader failure: see the gradebook)")
             review = sorted({r["status"] for r in rs if r["status"] in TO_REVIEW})
+            flagged = sorted({r["message"].split(REVIEW_MARK, 1)[1][:160] for r in rs if REVIEW_MARK in r["message"]})
             if review:
                 notes.append(f"{a}: {', '.join(review)} to review")
+            if flagged:
+                notes.append(f"{a}: to review (not penalised): {flagged[0]}")
         entry.update(total=total, max_possible=possible, notes="; ".join(notes))
         table.append(entry)
     return assignments, maxima, table

@@ -531,6 +531,57 @@ def _read_json(path: Path, cap: int):
         return None
 
 
+_LIB_TARGET: dict[str, Path] = {}
+_LIB_TARGET_LOCK = threading.Lock()
+
+
+class LibraryPlacementError(gradebook.GradebookError):
+    """The sandbox's Python would not import the course_lib copy the grader binds (the message says why and what to do)."""
+
+
+def _where_python_imports_course_lib(python: str) -> Path | None:
+    """The course_lib folder ``python`` imports in the sandbox's environment (no PYTHONPATH, an empty working folder)."""
+    with tempfile.TemporaryDirectory() as empty:
+        proc = subprocess.run([python, "-c", "import course_lib, os; print(os.path.dirname(os.path.realpath(course_lib.__file__)))"],
+                              capture_output=True, text=True, cwd=empty, timeout=120,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": empty, "LANG": "C.UTF-8"})
+    return Path(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def lib_target(lib_pkg: Path, input_dir: Path, scratch_mb: int) -> Path:
+    """Where the sandbox binds its course_lib copy: where the sandbox's own Python imports course_lib from.
+
+    That is not always where the grader imported it from: with a ``PYTHONPATH`` pointing to another
+    copy, or a venv installed (editable) from another checkout, the sandbox's Python (no PYTHONPATH
+    there) imports the venv's. Found once per grader (outside, in the sandbox's environment), then
+    checked inside a sandbox with the copy bound there; LibraryPlacementError if that fails.
+    """
+    with _LIB_TARGET_LOCK:
+        if sys.executable in _LIB_TARGET:
+            return _LIB_TARGET[sys.executable]
+        target = _where_python_imports_course_lib(sys.executable)
+        if target is None:
+            raise LibraryPlacementError(
+                f"the sandbox's Python ({sys.executable}) cannot import course_lib without PYTHONPATH, so no notebook could "
+                f"run there. Install the course into that environment (`pip install -e '.[grade]'` in the course's folder, "
+                "or `make lab`), then grade again.")
+        probe = sandbox.command([sys.executable, "-c", "import course_lib, os; print(os.path.realpath(course_lib.__file__))"],
+                                input_dir, lib_pkg, target, scratch_mb)
+        proc = subprocess.run(probe, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        seen = proc.stdout.strip()
+        if proc.returncode != 0 or seen != str(target / "__init__.py"):
+            raise LibraryPlacementError(
+                f"the sandbox's Python imports course_lib from {seen or 'nowhere'} ({proc.stderr.strip()[-300:]}), not from "
+                f"the copy the grader binds at {target}: reinstall the course into {sys.prefix} "
+                "(`pip install -e '.[grade]'` in this checkout) and grade again.")
+        if target != libview.imported_package():
+            print(f"course grade: note: the grader imported course_lib from {libview.imported_package()}, but the sandbox's "
+                  f"Python imports it from {target}: the sandbox's copy (made from the former) is bound there.",
+                  file=sys.stderr, flush=True)
+        _LIB_TARGET[sys.executable] = target
+        return target
+
+
 def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job_dir: Path, lib_pkg: Path,
                  inputs_file: Path, sandboxed: bool = True) -> tuple[dict, nbformat.NotebookNode]:
     """Execute ``prepared.run_nb`` in a sandboxed worker; return its per-cell results and the executed notebook.
@@ -548,7 +599,8 @@ def run_notebook(prepared: Prepared, source: SourceNotebook, limits: Limits, job
     runner = [sys.executable, "-m", "course_lib.grading.runner"]
     if sandboxed:
         job["rlimits"] = sandbox.rlimits(limits.processes, max(memory, 2**30), limits.scratch_mb * 2**20, cpu)
-        argv = sandbox.command([*runner, sandbox.INPUT, sandbox.JOB], inp, lib_pkg, libview.imported_package(), limits.scratch_mb)
+        argv = sandbox.command([*runner, sandbox.INPUT, sandbox.JOB], inp, lib_pkg, lib_target(lib_pkg, inp, limits.scratch_mb),
+                               limits.scratch_mb)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     else:
         scratch = job_dir / "scratch"
@@ -739,6 +791,16 @@ class _RunFiles:
             return {n: self._inputs[n] for n in names}, self._files[key]
 
 
+def _review_notes(submission: nbformat.NotebookNode, source: SourceNotebook, prepared: Prepared) -> list[str]:
+    """What the instructor should look at, without a penalty: the course's solution copied verbatim, a
+    library implementation of the exercise's concept (torch's fused or multi-head attention, transformers)."""
+    from course_lib.grading.notebooks import solution_content
+
+    notes = [f"this notebook holds the course's solution ({r})" for r in solution_content(submission, source)]
+    notes += [f"library implementation: {n}" for n in ownwork.library_notes(prepared.run_nb.cells, source.nb.cells)[:5]]
+    return notes
+
+
 def _rows_for_all(task: Task, source: SourceNotebook, status: str, message: str, now: str, failure: bool = False) -> list[Row]:
     return [Row(task.student, task.assignment, task.notebook, g.grade_id, status, 0.0, g.points, message, now, failure)
             for g in source.graded]
@@ -762,6 +824,7 @@ def grade_task(task: Task, limits: Limits, sources: _SourceCache, files: _RunFil
         submission = _read_bounded(task.path, source)
         prepared = prepare(source, submission)
         findings = ownwork.check_notebook(prepared.run_nb.cells, [g.grade_id for g in source.graded], files.refs(task.assignment))
+        review = _review_notes(submission, source, prepared)
     except Unreadable as err:
         return Outcome(_rows_for_all(task, source, "unreadable", str(err), now))
     except (RecursionError, MemoryError) as err:  # the submission's content, not the grader: that student's row
@@ -776,6 +839,9 @@ def grade_task(task: Task, limits: Limits, sources: _SourceCache, files: _RunFil
             for row in rows:
                 row.grader_failure = True
                 row.message = "grader failure: " + row.message
+        elif review:
+            for row in rows:
+                row.message += ("\n" if row.message else "") + gradebook.REVIEW_MARK + "; ".join(review)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     from course_lib.grading.feedback import feedback_notebook
@@ -888,6 +954,9 @@ def grade_tasks(tasks: list[Task], limits: Limits = Limits(), jobs: int = 1, sol
         return outcome
 
     try:
+        if sandboxed and tasks:  # before any notebook: the sandbox's Python must import the copy it is given
+            (work_root / "probe").mkdir()
+            lib_target(files.lib(tasks[0].assignment), work_root / "probe", limits.scratch_mb)
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             outcomes = list(pool.map(one, range(len(tasks))))
         for i in sorted(rerun):  # one at a time: a neighbour's CPU load cannot cost this notebook its points

@@ -184,3 +184,87 @@ def message(findings: list[Finding]) -> str:
     more = f" (and {len(findings) - 4} more)" if len(findings) > 4 else ""
     return ("not graded as the learner's own work (0 points; for the instructor to review): "
             + "; ".join(parts) + more)
+
+
+# --------------------------------------------------------------------------- notes for review (no penalty)
+
+#: library implementations of the course's concepts: (dotted-name suffix, what it is). An answer using one
+#: scores what its outputs earn (an output-based grader cannot tell it from the learner's own), but the
+#: instructor is told, in the gradebook's message and summary.csv's notes.
+LIBRARY_IMPLEMENTATIONS = (
+    ("scaled_dot_product_attention", "torch's fused attention (torch.nn.functional.scaled_dot_product_attention)"),
+    ("multi_head_attention_forward", "torch's multi-head attention (F.multi_head_attention_forward)"),
+    ("MultiheadAttention", "torch's multi-head attention module (nn.MultiheadAttention)"),
+    ("TransformerEncoderLayer", "torch's Transformer layer (nn.TransformerEncoderLayer)"),
+    ("TransformerDecoderLayer", "torch's Transformer layer (nn.TransformerDecoderLayer)"),
+    ("Transformer", "torch's Transformer (nn.Transformer)"),
+)
+_TORCH_ROOTS = ("torch", "nn", "F", "functional")
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def library_notes(run_cells: list, solution_cells: list = ()) -> list[str]:
+    """What the learner's cells take from a library that implements the exercise's concept, one line each.
+
+    torch's fused or multi-head attention (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``,
+    ``F.multi_head_attention_forward``, ``nn.Transformer*``) and anything from ``transformers`` (its
+    ``Bert*`` modules...). Read, never run, like ``check_notebook``; bounded the same way (``_parse``).
+    What the source's own solution of that answer cell uses is the exercise (chapter 4 converts to
+    ``nn.MultiheadAttention``): ``solution_cells`` (the source notebook's cells) are not flagged.
+    """
+    expected = {(where, found) for where, _, found in _library_uses(solution_cells)}
+    notes: list[str] = []
+    for where, line, found in _library_uses(run_cells):
+        note = f"{where!r} line {line}: {found}"
+        if (where, found) not in expected and note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _library_uses(cells: list) -> list[tuple[str, int, str]]:
+    from course_lib.grading.notebooks import GRADER_TAG, grade_id
+
+    notes: list[tuple[str, int, str]] = []
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.get("metadata", {})
+        gid = grade_id(cell)
+        if not (is_solution(cell) if gid else not (meta.get(GRADER_TAG) or meta.get("course_source"))):
+            continue  # locked cells are the course's; only what the learner wrote
+        tree = _parse(cell.source)
+        if tree is None:
+            continue
+        where = gid or "a cell you added"
+        for node in ast.walk(tree):
+            found = None
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "transformers":
+                found = f"imports {', '.join(a.name for a in node.names)[:80]} from transformers (a library implementation)"
+            elif isinstance(node, ast.Import) and any(a.name.split(".")[0] == "transformers" for a in node.names):
+                found = "imports transformers (a library implementation)"
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "torch":
+                names = [a.name for a in node.names if any(a.name == s for s, _ in LIBRARY_IMPLEMENTATIONS)]
+                if names:
+                    found = "imports " + ", ".join(dict(LIBRARY_IMPLEMENTATIONS)[n] for n in names)
+            elif isinstance(node, ast.Attribute):
+                dotted = _dotted(node)
+                head = dotted.split(".")[0]
+                for suffix, what in LIBRARY_IMPLEMENTATIONS:
+                    if node.attr == suffix and (head in _TORCH_ROOTS or head == "transformers"):
+                        found = f"uses {what}"
+                        break
+                else:
+                    if head == "transformers" or node.attr.startswith("Bert") and head in ("transformers", "models"):
+                        found = f"uses {dotted[:80]} from transformers (a library implementation)"
+            if found:
+                notes.append((where, getattr(node, "lineno", 0), found))
+    return notes
