@@ -168,3 +168,28 @@ def test_every_date_with_a_weekday_is_true_of_the_calendar():
             if w.split("'")[1].lower() not in KNOWN_WRONG_WEEKDAYS
         ]
     assert not wrong, "\n".join(wrong)
+
+
+def typed_date_pairs_wrong(text: str) -> list[str]:
+    """A human date typed beside its ISO date (`...` in one sentence) must be what the task writes."""
+    out = []
+    for sentence in re.split(r"(?<=[.;])\s+|\n\n", text):
+        spans = re.findall(r"`([^`\n]+)`", sentence)
+        for iso in [s for s in spans if re.fullmatch(r"\d{4}-\d\d-\d\d", s)]:
+            day = dt.date.fromisoformat(iso)
+            written = {dates.format_date(day, f) for f in dates.FORMATS
+                       if not dates.FORMATS[f][1] or 1950 <= day.year <= 2049}  # fmt: skip
+            for other in spans:
+                if other != iso and str(day.year) in other and other not in written:
+                    out.append(f"`{other}` beside `{iso}`: no format writes it for that day")
+    return out
+
+
+def test_typed_date_examples_are_what_the_task_writes():
+    assert typed_date_pairs_wrong("a date (`MONDAY, SEPTEMBER 27, 1994`) and (`1994-09-27`).")
+    assert not typed_date_pairs_wrong("a date (`TUESDAY, SEPTEMBER 27, 1994`), ISO (`1994-09-27`).")
+    wrong = []
+    for name, text in _texts():
+        if name.endswith(".ipynb"):
+            wrong += [f"{name}: {w}" for w in typed_date_pairs_wrong(text)]
+    assert not wrong, "\n".join(wrong)
