@@ -71,3 +71,42 @@ def test_binder_pins_cpu_torch():
     assert f"torch=={_pyproject_torch_pin()}+cpu" in env, "Binder pins the same torch as the Makefile, CPU build"
     post = (ROOT / "binder" / "postBuild").read_text()
     assert 'pip install --no-cache-dir -e ".[chapters]"' in post
+
+
+def test_install_cell_checks_the_chapters_extra_where_course_lib_imports():
+    """A venv with course_lib but without [chapters] (an old `make lab`): the cell installs the
+    missing packages and says so, instead of doing nothing until `No module named 'pandas'`."""
+    source = launch.install_cell_source("https://example.org/r")
+    assert "else:" in source and 'install_missing("chapters")' in source
+    assert "print(" in source.split("except ImportError", 1)[1], "Colab's install says what it installs"
+
+
+def test_install_missing_installs_only_what_is_missing_and_says_so(monkeypatch, capsys):
+    from course_lib import extras
+
+    monkeypatch.setattr(extras, "extra_requirements", lambda extra: ["numpy", "course-no-such-package==1.0", "course_lib[x]"])
+    assert extras.missing_requirements("chapters") == ["course-no-such-package==1.0"]
+    ran = []
+
+    class FakePip:
+        def __init__(self, command, **kwargs):
+            ran.append(command)
+            self.stdout, self.returncode = iter(["Collecting course-no-such-package==1.0\n"]), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr("subprocess.Popen", FakePip)
+    assert extras.install_missing("chapters") == ["course-no-such-package==1.0"]
+    assert ran and ran[0][1:4] == ["-m", "pip", "install"] and ran[0][-1] == "course-no-such-package==1.0"
+    out = capsys.readouterr().out
+    assert "installing what course_lib[chapters] needs" in out and "Collecting" in out and "installed:" in out
+
+
+def test_the_chapters_extra_is_read_from_pyproject_in_a_clone():
+    from course_lib import extras
+
+    assert "pandas" in extras.extra_requirements("chapters") and "bertviz" in extras.extra_requirements("chapters")

@@ -10,11 +10,19 @@ After forking the course, set it once and commit the result:
 That rewrites _config.yml's `repository.url` and every chapter's install cell;
 tests/test_launch.py checks that they agree and that binder/ pins the CPU build of torch.
 
-The install cell does nothing where course_lib is importable (the book's build, a clone after
-`make book`, Binder, whose binder/postBuild installs the package). On Colab it installs the
-learner's set: course_lib's light core and the `chapters` extra (what the chapter notebooks
-import), never the book's or the grader's toolchain, and keeps Colab's own torch (the core asks
-for a range that it satisfies).
+Until then the URL is the placeholder :data:`PLACEHOLDER_URL`, a repository that may not exist
+or may be someone else's. This module is also a Sphinx extension (listed in _config.yml): with
+the placeholder, the build shows no launch (Binder, Colab) and no repository buttons, and says
+once in its log how to set the URL (tests/test_launch_buttons.py builds a tiny book both ways).
+
+The install cell installs what is missing, and says what it installs. Where course_lib is
+importable (the book's build, a clone after `make lab` or `make book`, Binder, whose
+binder/postBuild installs the package) it checks the `chapters` extra's packages (pandas,
+bertviz, ...) and installs only those that are missing (`course_lib.extras.install_missing`):
+a venv made without `[chapters]` would otherwise stop later at `No module named 'pandas'`. On
+Colab it installs the learner's set: course_lib's light core and the `chapters` extra, never the
+book's or the grader's toolchain, and keeps Colab's own torch (the core asks for a range that
+it satisfies).
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "_config.yml"
 CHAPTERS = ROOT / "chapters"
+#: The URL the course ships with: not a repository to send learners to.
+PLACEHOLDER_URL = "https://github.com/attention-course/attention-course"
 INSTALL_TAG = "course-install"  # marks the install cell (with remove-cell: the book does not show it)
 
 _URL_LINE = re.compile(r"^(repository:\s*\n(?:[ \t]+.*\n)*?[ \t]+url:[ \t]*)(\S+)", re.M)
@@ -39,15 +49,57 @@ def repository_url(config: pathlib.Path = CONFIG) -> str:
     return match.group(2)
 
 
+def is_placeholder(url: str | None) -> bool:
+    """True when `url` is unset or still the course's placeholder."""
+    return not url or url.rstrip("/").removesuffix(".git") == PLACEHOLDER_URL
+
+
+#: What the build log says when the URL is the placeholder (once per build).
+HOW_TO_SET = (
+    "repository.url in _config.yml is the placeholder {url}: the book is built without launch "
+    "(Binder, Colab) and repository buttons. To show them, set your repository's URL and commit the "
+    "result: `python -m course_lib.book.launch https://github.com/<you>/<repository>` (README, "
+    "\"Publishing the book\")."
+)
+
+
+def _buttons_only_for_a_real_repository(app, config) -> None:
+    """Sphinx `config-inited`: no launch or repository buttons while the URL is the placeholder."""
+    from sphinx.util import logging
+
+    options = dict(config.html_theme_options or {})
+    url = options.get("repository_url")
+    if not is_placeholder(url):
+        return
+    for button in ("use_repository_button", "use_edit_page_button", "use_issues_button", "use_source_button"):
+        options[button] = False
+    options["launch_buttons"] = {}
+    options.pop("repository_url", None)  # nothing on the page links to it
+    config.html_theme_options = options
+    logging.getLogger(__name__).info(HOW_TO_SET.format(url=url or "(unset)"))
+
+
+def setup(app) -> dict:
+    """Sphinx extension: see the module's docstring."""
+    app.connect("config-inited", _buttons_only_for_a_real_repository, priority=400)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
 def install_cell_source(url: str) -> str:
     """The code of the install cell for a repository at `url`."""
     return (
-        "# Set-up: does nothing where course_lib is installed (the book, a clone after\n"
-        "# `make book`, Binder). On Colab it installs the course's learner set (~1 min).\n"
+        "# Set-up: installs what this chapter needs and is missing, and says so. On Colab:\n"
+        "# the course's learner set (~1 min). Where course_lib is installed (make lab, Binder):\n"
+        "# any of the chapters' packages (pandas, bertviz, ...) that the environment lacks.\n"
         "try:\n"
         "    import course_lib\n"
         "except ImportError:\n"
-        f'    %pip install --quiet "course_lib[chapters] @ git+{url}"'
+        f'    print("installing course_lib[chapters] from {url} (about a minute)")\n'
+        f'    %pip install --quiet "course_lib[chapters] @ git+{url}"\n'
+        "else:\n"
+        "    from course_lib.extras import install_missing\n"
+        "\n"
+        '    install_missing("chapters")'
     )
 
 
