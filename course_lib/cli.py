@@ -313,7 +313,7 @@ def cmd_report(args) -> int:
 def cmd_release(args) -> int:
     from course_lib.grading import release
 
-    return release.main(args.assignments)
+    return release.main([*args.assignments, *(["--out", args.out] if args.out else [])])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -374,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     p.add_argument("assignments", nargs="*")
+    p.add_argument("--out", help="release folder (default exercises/)")
     p.set_defaults(func=cmd_release)
 
     args = parser.parse_args(argv)
