@@ -15,9 +15,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from course_lib.book import demos as bd
 from course_lib.bert import BertConfig, BertForPreTraining, fill_mask
+from course_lib.book import demos as bd
 from course_lib.data.dates import load_date_task
+from course_lib.demo_inputs import EMPTY_DATE, NOT_TRAINED, NOT_TRAINED_SENTENCE
 from course_lib.seq2seq import Seq2Seq, Seq2SeqConfig
 from course_lib.tokenization import load_tokenizer
 
@@ -126,13 +127,13 @@ def test_date_export_refuses_a_model_without_dot_attention(task, tmp_path):
 
 def test_prepare_date_input_rules(task):
     S = bd.date_max_chars(task)
-    assert bd.prepare_date_input("   ", task.src_vocab, S) == ("", [], ["type a date, e.g. 4th of july 1976"])
+    assert bd.prepare_date_input("   ", task.src_vocab, S) == ("", [], [EMPTY_DATE])
     cut = bd.prepare_date_input("😀" * (S + 5), task.src_vocab, S)
     assert len(cut.text) == S and cut.ids == [task.src_vocab.unk_id] * S
     assert cut.messages[0] == f"too long: {S + 5} characters; the model reads the first {S}"
-    assert "😀" in cut.messages[1]
-    ok = bd.prepare_date_input(" 4 Jul 1976\t", task.src_vocab, S)
-    assert ok == ("4 Jul 1976", task.src_vocab.encode("4 Jul 1976"), [])
+    assert cut.messages[1] == NOT_TRAINED and "😀" in cut.messages[2]  # out of distribution: said why (course_lib.ood)
+    ok = bd.prepare_date_input(" 4 jul 1976\t", task.src_vocab, S)  # "d mon yyyy", one of the training formats
+    assert ok == ("4 jul 1976", task.src_vocab.encode("4 jul 1976"), [])
     with pytest.raises(TypeError, match="str"):
         bd.prepare_date_input(None, task.src_vocab, S)
 
@@ -192,4 +193,4 @@ def test_fill_mask_input_rules(tokenizer):
     ok = bd.fill_mask_input("the zebra [MASK] .", tokenizer, 128)
     assert ok.error is None and ok.ids[0] == tokenizer.cls_id and ok.ids[-1] == tokenizer.sep_id
     unk = bd.fill_mask_input("雨 [MASK]", tokenizer, 128)
-    assert unk.notes == ["1 word(s) outside the vocabulary read as [UNK]"]
+    assert unk.notes == [NOT_TRAINED_SENTENCE, "1 word(s) outside the vocabulary read as [UNK]"]

@@ -47,25 +47,36 @@ import warnings
 import torch
 from torch import nn
 
-from course_lib.demo_inputs import DateInput, FillMaskInput, date_max_chars, fill_mask_input, prepare_date_input
+from course_lib.demo_inputs import (
+    EMPTY_DATE,
+    NOT_TRAINED_SENTENCE,
+    DateInput,
+    FillMaskInput,
+    date_max_chars,
+    fill_mask_input,
+    prepare_date_input,
+)
+from course_lib.ood import date_rules
 
 __all__ = [
     "ENV_MODELS",
     "SITE_FOLDER",
-    "models_dir",
-    "prepare_date_input",
-    "DateInput",
-    "fill_mask_input",
-    "FillMaskInput",
-    "DateEncoderGraph",
     "DateDecoderStepGraph",
+    "DateEncoderGraph",
+    "DateInput",
     "FillMaskGraph",
+    "FillMaskInput",
+    "date_meta",
+    "date_translator_demo",
     "export_date_translator",
     "export_fill_mask",
+    "fill_mask_demo",
+    "fill_mask_input",
+    "fill_mask_meta",
     "load_date_translator",
     "load_fill_mask",
-    "date_translator_demo",
-    "fill_mask_demo",
+    "models_dir",
+    "prepare_date_input",
 ]
 
 #: Environment variable (set by course_lib.book.sphinxext) naming the folder the chapters export into.
@@ -155,6 +166,37 @@ def _save_model(path: pathlib.Path, kind: str, config, model: nn.Module) -> None
     torch.save({"kind": kind, "config": dataclasses.asdict(config), "state_dict": state}, path)
 
 
+def date_meta(task) -> dict:
+    """What the page needs besides the graphs: vocabularies, limits, and the rules that say when an input is
+    unlike the training data (course_lib.ood.date_rules: the formats' templates, names and years)."""
+    return {
+        "src_itos": task.src_vocab.itos,
+        "tgt_itos": task.tgt_vocab.itos,
+        "pad_id": task.tgt_vocab.pad_id, "bos_id": task.tgt_vocab.bos_id,
+        "eos_id": task.tgt_vocab.eos_id, "unk_id": task.src_vocab.unk_id,
+        "max_chars": date_max_chars(task),
+        "max_steps": task.max_tgt_len,
+        "whitespace": PY_WHITESPACE,
+        "rules": {**date_rules(), "empty": EMPTY_DATE},
+    }  # fmt: skip
+
+
+def fill_mask_meta(tokenizer, config, vocab: list[str], k: int = 5) -> dict:
+    """What the page needs besides the graph: the vocabulary, the special ids, limits and the WordPiece settings."""
+    from course_lib.tokenization import SPECIAL_TOKENS
+
+    return {
+        "vocab": vocab,
+        "special_tokens": list(SPECIAL_TOKENS),
+        "pad_id": tokenizer.pad_id, "unk_id": tokenizer.unk_id, "cls_id": tokenizer.cls_id,
+        "sep_id": tokenizer.sep_id, "mask_id": tokenizer.mask_id,
+        "max_len": config.max_len, "n_layers": config.n_layers, "n_heads": config.n_heads, "k": k,
+        "max_input_chars_per_word": tokenizer.hf._tokenizer.model.max_input_chars_per_word,
+        "continuing_prefix": tokenizer.hf._tokenizer.model.continuing_subword_prefix,
+        "not_trained": NOT_TRAINED_SENTENCE,
+    }  # fmt: skip
+
+
 def export_date_translator(model: nn.Module, task, folder: str | pathlib.Path | None = None) -> pathlib.Path:
     """Write encoder.onnx, decoder_step.onnx, meta.json (vocabularies, limits) and model.pt; return the folder."""
     if getattr(model.config, "attention", None) != "dot":
@@ -169,15 +211,7 @@ def export_date_translator(model: nn.Module, task, folder: str | pathlib.Path | 
     token = torch.full((1, 1), model.config.bos_id, dtype=torch.long)
     _export(DateDecoderStepGraph(model.decoder), (token, h_last.unsqueeze(0), hs), folder / "decoder_step.onnx",
             ["token", "state", "hs"], ["logits", "new_state", "weights"], {"hs": {1: "S"}, "weights": {1: "S"}})  # fmt: skip
-    meta = {
-        "src_itos": task.src_vocab.itos,
-        "tgt_itos": task.tgt_vocab.itos,
-        "pad_id": task.tgt_vocab.pad_id, "bos_id": task.tgt_vocab.bos_id,
-        "eos_id": task.tgt_vocab.eos_id, "unk_id": task.src_vocab.unk_id,
-        "max_chars": date_max_chars(task),
-        "max_steps": task.max_tgt_len,
-        "whitespace": PY_WHITESPACE,
-    }  # fmt: skip
+    meta = date_meta(task)
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     _save_model(folder / "model.pt", "seq2seq", model.config, model)
     return folder
@@ -186,7 +220,7 @@ def export_date_translator(model: nn.Module, task, folder: str | pathlib.Path | 
 
 def export_fill_mask(model: nn.Module, tokenizer, folder: str | pathlib.Path | None = None, k: int = 5) -> pathlib.Path:
     """Write bert_mlm.onnx, meta.json (vocabulary, limits), vocab.txt and model.pt; return the folder."""
-    from course_lib.tokenization import SPECIAL_TOKENS, save_vocab
+    from course_lib.tokenization import save_vocab
 
     folder = pathlib.Path(folder) if folder is not None else models_dir() / "fill_mask"
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,15 +230,7 @@ def export_fill_mask(model: nn.Module, tokenizer, folder: str | pathlib.Path | N
             {"input_ids": {1: "T"}, "probs": {1: "T"}, "attentions": {3: "T", 4: "T"}})  # fmt: skip
     save_vocab(tokenizer, folder / "vocab.txt")
     vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")[:-1]
-    meta = {
-        "vocab": vocab,
-        "special_tokens": list(SPECIAL_TOKENS),
-        "pad_id": tokenizer.pad_id, "unk_id": tokenizer.unk_id, "cls_id": tokenizer.cls_id,
-        "sep_id": tokenizer.sep_id, "mask_id": tokenizer.mask_id,
-        "max_len": config.max_len, "n_layers": config.n_layers, "n_heads": config.n_heads, "k": k,
-        "max_input_chars_per_word": tokenizer.hf._tokenizer.model.max_input_chars_per_word,
-        "continuing_prefix": tokenizer.hf._tokenizer.model.continuing_subword_prefix,
-    }  # fmt: skip
+    meta = fill_mask_meta(tokenizer, config, vocab, k)
     (folder / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     _save_model(folder / "model.pt", "bert_pretraining", config, model)
     return folder

@@ -169,7 +169,7 @@
     while (a < b && ws.has(cps[a])) a++;
     while (b > a && ws.has(cps[b - 1])) b--;
     cps = cps.slice(a, b);
-    if (!cps.length) return { text: "", ids: [], messages: ["type a date, e.g. 4th of july 1976"] };
+    if (!cps.length) return { text: "", ids: [], messages: [meta.rules.empty] };
     var messages = [];
     if (cps.length > meta.max_chars) {
       messages.push("too long: " + cps.length + " characters; the model reads the first " + meta.max_chars);
@@ -177,14 +177,133 @@
     }
     var unknown = Array.from(new Set(cps.filter(function (c) { return !meta.stoi.has(c); })));
     unknown.sort(function (x, y) { return x.codePointAt(0) - y.codePointAt(0); });
+    var reasons = dateReasons(cps.join(""), meta.rules);
+    if (unknown.length || reasons.length) messages.push(meta.rules.not_trained);
     if (unknown.length) {
       var shown = unknown.map(function (c) {
         return printable(c) ? c : "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
       }).join(" ");
       messages.push("characters the model never saw, read as <unk>: " + shown + " (it knows a-z, A-Z, 0-9, space and , . - /)");
     }
+    messages.push.apply(messages, reasons);
     var ids = cps.map(function (c) { return meta.stoi.has(c) ? meta.stoi.get(c) : meta.unk_id; });
     return { text: cps.join(""), chars: cps, ids: ids, messages: messages };
+  }
+
+  /* course_lib.ood, line by line: is the text one of the training sources? The rules (templates of the
+   * 17 formats, month and weekday names, year ranges) come from the model's meta.json. */
+  var NUMBER = { d: "[0-9]{1,2}", dd: "[0-9]{2}", m: "[0-9]{1,2}", mm: "[0-9]{2}", yyyy: "[0-9]{4}", yy: "[0-9]{2}",
+    dth: "[0-9]{1,2}(?:st|nd|rd|th)" };
+  var FIELD = /\{(\w+)\}/g;
+
+  function title(s) { return s.charAt(0).toUpperCase() + s.slice(1).toLowerCase(); }
+  function inCase(s, c) { return c === "upper" ? s.toUpperCase() : c === "title" ? title(s) : s.toLowerCase(); }
+  function three(names) { return names.map(function (n) { return n.slice(0, 3); }); }
+
+  function nameField(field, rules) {
+    var key = field.toLowerCase();
+    var names = { month: rules.months, mon: three(rules.months), weekday: rules.weekdays, wkd: three(rules.weekdays) }[key];
+    if (!names) return null;
+    var c = /[A-Z]/.test(field) && field === field.toUpperCase() ? "upper" : /[A-Z]/.test(field.charAt(0)) ? "title" : "lower";
+    return { key: key, names: names, case: c };
+  }
+
+  function fieldsOf(template) { return Array.from(template.matchAll(FIELD), function (m) { return m[1]; }); }
+
+  function templatePattern(template, rules) {
+    if (!rules.patterns) rules.patterns = {};
+    if (rules.patterns[template]) return rules.patterns[template];
+    var parts = [], at = 0;
+    Array.from(template.matchAll(FIELD)).forEach(function (m) {
+      parts.push(template.slice(at, m.index).replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&"));
+      var named = nameField(m[1], rules);
+      parts.push("(" + (named ? named.names.map(function (n) { return inCase(n, named.case); }).join("|") : NUMBER[m[1]]) + ")");
+      at = m.index + m[0].length;
+    });
+    parts.push(template.slice(at).replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&"));
+    return (rules.patterns[template] = new RegExp("^(?:" + parts.join("") + ")$"));
+  }
+
+  function pad(n, width) { return String(n).padStart(width, "0"); }
+  function ordinal(n) { return n + (n % 100 >= 11 && n % 100 <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" })[n % 10] || "th"); }
+  function leap(y) { return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0); }
+  function daysInMonth(y, m) { return [31, leap(y) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]; }
+  function weekdayOf(y, m, d) { // proleptic Gregorian (Sakamoto), 0 = Monday like Python's date.weekday()
+    var t = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4], yy = m < 3 ? y - 1 : y;
+    var sunday0 = (yy + Math.floor(yy / 4) - Math.floor(yy / 100) + Math.floor(yy / 400) + t[m - 1] + d) % 7;
+    return (sunday0 + 6) % 7;
+  }
+  function isoDate(y, m, d) { return pad(y, 4) + "-" + pad(m, 2) + "-" + pad(d, 2); }
+
+  function renderTemplate(template, rules, y, m, d, wd) {
+    var values = { d: String(d), dd: pad(d, 2), m: String(m), mm: pad(m, 2), yyyy: pad(y, 4), yy: pad(y % 100, 2), dth: ordinal(d) };
+    return template.replace(FIELD, function (_, field) {
+      var named = nameField(field, rules);
+      if (!named) return values[field];
+      return inCase(named.names[named.key === "weekday" || named.key === "wkd" ? wd : m - 1], named.case);
+    });
+  }
+
+  function dateReasons(text, rules) {
+    var lo = rules.years_yy[0], hi = rules.years_yy[1];
+    for (var i = 0; i < rules.templates.length; i++) {
+      var name = rules.templates[i][0], template = rules.templates[i][1];
+      var match = templatePattern(template, rules).exec(text);
+      if (!match) continue;
+      var y = 0, m = 0, d = 0, wd = null;
+      fieldsOf(template).forEach(function (field, j) {
+        var value = match[j + 1], key = field.toLowerCase();
+        if (key === "yyyy") y = parseInt(value, 10);
+        else if (key === "yy") { var v = parseInt(value, 10); y = v >= lo % 100 ? Math.floor(lo / 100) * 100 + v : Math.floor(hi / 100) * 100 + v; }
+        else if (key === "m" || key === "mm") m = parseInt(value, 10);
+        else if (key === "d" || key === "dd") d = parseInt(value, 10);
+        else if (key === "dth") d = parseInt(value.slice(0, -2), 10);
+        else if (key === "month" || key === "mon") m = nameField(field, rules).names.indexOf(value.toLowerCase()) + 1;
+        else wd = nameField(field, rules).names.indexOf(value.toLowerCase());
+      });
+      var twoDigit = rules.two_digit.indexOf(name) >= 0;
+      if (!(m >= 1 && m <= 12)) return ["there is no month " + m + ": it is not a real date"];
+      var days = daysInMonth(y, m);
+      if (!(d >= 1 && d <= days)) return [title(rules.months[m - 1]) + " " + y + " has " + days + " days, not " + d + ": it is not a real date"];
+      if (!twoDigit && !(y >= rules.years[0] && y <= rules.years[1]))
+        return ["the year " + y + " is outside the years it was trained on (" + rules.years[0] + "-" + rules.years[1] + ")"];
+      var actual = weekdayOf(y, m, d), written = renderTemplate(template, rules, y, m, d, actual);
+      if (written === text) return [];
+      if (wd !== null && wd !== actual)
+        return [isoDate(y, m, d) + " was a " + title(rules.weekdays[actual]) + ", not a " + title(rules.weekdays[wd]) +
+          ": in training the weekday always matched the date"];
+      return ["it looks like the format \u201c" + name + "\u201d but is written differently: the model saw '" + written + "'"];
+    }
+    if (/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(text))
+      return ["it is already written in the ISO format the model writes (YYYY-MM-DD), which it never read as input"];
+    return ["it is not written in any of the " + rules.templates.length + " formats the model was trained on " +
+      "(such as september 27, 1994 or 27.09.1994 or 9/27/94)"];
+  }
+
+  // course_lib.ood.date_output_problem
+  function dateOutputProblem(answer) {
+    var match = /^([0-9]{4})-([0-9]{2})-([0-9]{2})$/.exec(answer);
+    if (!match) return "the model's answer '" + answer + "' is not a date written YYYY-MM-DD: do not trust it";
+    var y = +match[1], m = +match[2], d = +match[3];
+    if (y < 1 || !(m >= 1 && m <= 12) || !(d >= 1 && d <= daysInMonth(y, m)))
+      return "the model's answer " + answer + " is not a real calendar date: do not trust it";
+    return null;
+  }
+
+  /* The reasons not to trust an answer, next to it: a title line and a list. */
+  function warning(title, items) {
+    var box = el("div", { class: "course-demo-ood", role: "note" });
+    if (title) box.appendChild(el("p", { class: "course-demo-ood-title" }, title));
+    var list = el("ul");
+    items.forEach(function (m) { list.appendChild(el("li", { class: "course-demo-message" }, m)); });
+    box.appendChild(list);
+    return box;
+  }
+
+  /* messages -> [plain messages, reasons after the "never trained" line] */
+  function splitMessages(messages, header) {
+    var i = messages.indexOf(header);
+    return i < 0 ? [messages, null] : [messages.slice(0, i), messages.slice(i + 1)];
   }
 
   function argmax(xs) {
@@ -230,15 +349,23 @@
         out.push(id === meta.unk_id ? "?" : meta.tgt_itos[id]);
       }
       result.decoded = out.join("");
+      result.outputProblem = dateOutputProblem(result.decoded);
       result.source = input.chars;
       return result;
     },
     render: function (demo, r) {
-      var box = demo.output;
+      var box = demo.output, header = demo.model.meta.rules.not_trained;
       box.textContent = "";
-      r.messages.forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
-      if (r.decoded === null) return;
-      box.appendChild(el("p", { class: "course-demo-answer" }, r.text + "  \u2192  " + r.decoded));
+      var parts = splitMessages(r.messages, header);
+      parts[0].forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
+      if (r.decoded === null) { if (parts[1]) box.appendChild(warning(header, parts[1])); return; }
+      var answer = el("p", { class: "course-demo-answer" });
+      answer.appendChild(el("span", { class: "course-demo-typed" }, r.text));
+      answer.appendChild(document.createTextNode("  \u2192  "));
+      answer.appendChild(el("span", { class: "course-demo-decoded" }, r.decoded));
+      box.appendChild(answer);
+      var reasons = (parts[1] || []).concat(r.outputProblem ? [r.outputProblem] : []);
+      if (reasons.length) box.appendChild(warning(parts[1] ? header : null, reasons));
       var rows = r.steps.map(function (id) { return id === demo.model.meta.eos_id ? "<eos>" : demo.model.meta.tgt_itos[id]; });
       var cols = r.source.map(function (c) { return c === " " ? "\u2423" : c; });
       box.appendChild(heatmap(r.weights, rows, cols,
@@ -328,7 +455,23 @@
     if (ids.length > meta.max_len)
       return { ids: [], tokens: tokens, error: "too long: " + ids.length + " tokens with [CLS] and [SEP]; the model has positions for " + meta.max_len, notes: [] };
     var nUnk = ids.filter(function (i) { return i === meta.unk_id; }).length;
-    return { ids: ids, tokens: tokens, error: null, notes: nUnk ? [nUnk + " word(s) outside the vocabulary read as [UNK]"] : [] };
+    var pieces = splitWords(tokens, meta.continuing_prefix);
+    var notes = nUnk || pieces.length ? [meta.not_trained] : [];
+    if (nUnk) notes.push(nUnk + " word(s) outside the vocabulary read as [UNK]");
+    if (pieces.length) notes.push("words the training stories never contain, which the model knows only as pieces: " + pieces.join(", "));
+    return { ids: ids, tokens: tokens, error: null, notes: notes };
+  }
+
+  // course_lib.demo_inputs.split_words: words cut into pieces, as "zebra (z ##eb ##ra)"
+  function splitWords(tokens, prefix) {
+    var groups = [];
+    tokens.forEach(function (t) {
+      if (t.startsWith(prefix) && groups.length) groups[groups.length - 1].push(t);
+      else groups.push([t]);
+    });
+    return groups.filter(function (g) { return g.length > 1; }).map(function (g) {
+      return g.map(function (p) { return p.startsWith(prefix) ? p.slice(prefix.length) : p; }).join("") + " (" + g.join(" ") + ")";
+    });
   }
 
   var fillMask = {
@@ -363,7 +506,9 @@
       box.textContent = "";
       if (r.tokens.length) box.appendChild(el("p", { class: "course-demo-tokens" }, "tokens: " + r.tokens.join(" ")));
       if (r.error) { box.appendChild(el("p", { class: "course-demo-message" }, r.error)); return; }
-      r.notes.forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
+      var parts = splitMessages(r.notes, meta.not_trained);
+      parts[0].forEach(function (m) { box.appendChild(el("p", { class: "course-demo-message" }, m)); });
+      if (parts[1]) box.appendChild(warning(meta.not_trained, parts[1]));
       r.masks.forEach(function (m, n) {
         var table = el("table", { class: "course-demo-topk" });
         table.appendChild(el("caption", {}, "[MASK] " + (n + 1) + " (token " + m.position + "): the " + meta.k + " likeliest tokens"));
@@ -492,5 +637,6 @@
   };
 
   // for tests (node): the tokenisers without the page
-  CD._internals = { prepareDate: prepareDate, tokenize: tokenize, fillMaskInput: fillMaskInput, normalize: normalize };
+  CD._internals = { prepareDate: prepareDate, tokenize: tokenize, fillMaskInput: fillMaskInput, normalize: normalize,
+    dateReasons: dateReasons, dateOutputProblem: dateOutputProblem, renderTemplate: renderTemplate, weekdayOf: weekdayOf };
 })();
