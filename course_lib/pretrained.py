@@ -200,10 +200,13 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def encode(model: BertModel, tokenizer, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+def encode(
+    model: BertModel, tokenizer, texts: Sequence[str], batch_size: int = 32, max_tokens: int = MAX_TOKENS
+) -> torch.Tensor:
     """Unit-length sentence vectors: mean pooling then L2 normalisation (``SentenceTransformer.encode``).
 
-    Texts are sorted by length before batching, so little padding is computed.
+    Texts are sorted by length before batching, so little padding is computed; each is cut to
+    ``max_tokens`` (sentence-transformers' 256 by default; the model was trained on 128).
 
     Shapes:
         returns (len(texts), C); cosine similarity is then a dot product
@@ -212,7 +215,7 @@ def encode(model: BertModel, tokenizer, texts: Sequence[str], batch_size: int = 
     out = torch.empty(len(texts), model.config.d_model)
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
-        ids, mask = batch_encode(tokenizer, [texts[i] for i in chunk])
+        ids, mask = batch_encode(tokenizer, [texts[i] for i in chunk], max_tokens)
         hidden = model(ids, attention_mask=mask).hidden  # (B, T, C)
         out[chunk] = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
     return out
@@ -223,14 +226,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("COURSE_CACHE_DIR") or Path.home() / ".cache" / "course_lib")
 
 
-def encode_cached(model: BertModel, tokenizer, texts: Sequence[str], name: str = "minilm") -> torch.Tensor:
+def encode_cached(
+    model: BertModel, tokenizer, texts: Sequence[str], max_tokens: int = MAX_TOKENS, name: str = "minilm"
+) -> torch.Tensor:
     """``encode``, computing only the texts not seen before: vectors are stored by the SHA-256 of each text,
     in a file named after the weights' hash, so a changed paragraph is re-encoded and other weights never match.
 
     Shapes:
         returns (len(texts), C)
     """
-    path = cache_dir() / f"{name}-{EXPECTED_SHA256['model.safetensors'][:16]}-{MAX_TOKENS}.pt"
+    path = cache_dir() / f"{name}-{EXPECTED_SHA256['model.safetensors'][:16]}-{max_tokens}.pt"
     try:
         cache = torch.load(path) if path.exists() else {}
     except Exception:  # a truncated or foreign file: start again
@@ -238,7 +243,7 @@ def encode_cached(model: BertModel, tokenizer, texts: Sequence[str], name: str =
     keys = [hashlib.sha256(t.encode("utf-8")).hexdigest() for t in texts]
     todo = sorted({k: t for k, t in zip(keys, texts) if k not in cache}.items())
     if todo:
-        vectors = encode(model, tokenizer, [t for _, t in todo])
+        vectors = encode(model, tokenizer, [t for _, t in todo], max_tokens=max_tokens)
         cache.update({k: v.clone() for (k, _), v in zip(todo, vectors)})
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
