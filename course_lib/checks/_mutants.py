@@ -48,6 +48,7 @@ def _masked(x, mask, fill=NEG_INF):
 #: the operations a step may use; the engine knows what each one's parameters mean
 OPS: dict[str, Callable] = {
     "softmax": _softmax,
+    "log_softmax": lambda x, dim=-1: x.log_softmax(dim),
     "sum": lambda x, dim=-1: x.sum(dim) if dim is not None else x.sum(),
     "mean": lambda x, dim=-1: x.mean(dim) if dim is not None else x.mean(),
     "norm": lambda x, dim=-1: x.norm(dim=dim, keepdim=True) if dim is not None else x.norm(),
@@ -66,8 +67,8 @@ OPS: dict[str, Callable] = {
 }
 #: steps with one tensor argument that keep their input's meaning (can be dropped, doubled, reordered)
 NONLINEAR = {"softmax", "tanh", "relu", "exp", "sigmoid", "gelu", "log"}
-REDUCTIONS = {"softmax", "sum", "mean", "norm"}
-WORDS = {"softmax": "the softmax", "sum": "the sum", "mean": "the mean", "norm": "the norm", "tanh": "tanh",
+REDUCTIONS = {"softmax", "log_softmax", "sum", "mean", "norm"}
+WORDS = {"softmax": "the softmax", "log_softmax": "the log-softmax", "sum": "the sum", "mean": "the mean", "norm": "the norm", "tanh": "tanh",
          "relu": "ReLU", "exp": "exp", "sigmoid": "the sigmoid", "gelu": "GELU", "log": "the log"}
 
 
@@ -190,7 +191,7 @@ class Program:
             if s.op in REDUCTIONS and s.args:
                 n = ndim(s.args[0])
                 dim0 = s.params.get("dim", -1)
-                for d in list(range(n)) + ([None] if s.op != "softmax" else []):
+                for d in list(range(n)) + ([None] if "softmax" not in s.op else []):
                     if dim0 is not None and d is not None and d % n == dim0 % n:
                         continue
                     p = dict(s.params, dim=d)
@@ -244,6 +245,52 @@ class Program:
                 neg = Step(s.out, s.op, s.args, s.params, s.scale, fn=_negated(s))
                 out.append(Mutant(f"sign {s.out}", f"your output equals the reference with the sign of {s.label} flipped",
                                   rest_before + [neg] + rest_after))
+        # 5b. one argument of a step replaced by another value of the same shape (an input, a weight, an earlier result)
+        available = list(env)
+        for i, s in enumerate(steps):
+            for pos, a in enumerate(s.args):
+                va = ref_env.get(a) if isinstance(a, str) else None
+                if not isinstance(va, torch.Tensor):
+                    continue
+                for other in available:
+                    vo = ref_env.get(other)
+                    if other == a or not isinstance(vo, torch.Tensor) or vo.shape != va.shape or vo.dtype != va.dtype:
+                        continue
+                    args = s.args[:pos] + (other,) + s.args[pos + 1 :]
+                    wa, wo = self.names.get(a, a), self.names.get(other, other)
+                    out.append(Mutant(f"arg {s.out}:{a}->{other}", f"{s.label} uses {wo} where the reference uses {wa}",
+                                      steps[:i] + [replace(s, args=args)] + steps[i + 1 :]))
+            available.append(s.out)
+        # 5d. two arguments of one step in each other's place (same shape)
+        for i, s in enumerate(steps):
+            targs = [(pos, a) for pos, a in enumerate(s.args) if isinstance(a, str) and isinstance(ref_env.get(a), torch.Tensor)]
+            for (p1, a1), (p2, a2) in itertools.combinations(targs, 2):
+                if ref_env[a1].shape == ref_env[a2].shape and a1 != a2:
+                    args = list(s.args)
+                    args[p1], args[p2] = a2, a1
+                    w1, w2 = self.names.get(a1, a1), self.names.get(a2, a2)
+                    out.append(Mutant(f"args {s.out}:{a1}<->{a2}", f"{s.label} has {w1} and {w2} in each other's place",
+                                      steps[:i] + [replace(s, args=tuple(args))] + steps[i + 1 :]))
+        # 5c. the same reduction on parallel steps (e.g. both norms) moved to another axis, or to all of them, at once
+        groups: dict[tuple, list[int]] = {}
+        for i, s in enumerate(steps):
+            if s.op in REDUCTIONS and s.fn is None:
+                groups.setdefault((s.op, s.params.get("dim", -1)), []).append(i)
+        for (op, dim0), idx in groups.items():
+            if len(idx) < 2:
+                continue
+            n = ndim(steps[idx[0]].args[0])
+            if any(ndim(steps[i].args[0]) != n for i in idx):
+                continue
+            for d in list(range(n)) + ([None] if "softmax" not in op else []):
+                if dim0 is not None and d is not None and d % n == dim0 % n:
+                    continue
+                new = list(steps)
+                for i in idx:
+                    new[i] = replace(steps[i], params=dict(steps[i].params, dim=d))
+                right, wrong = axis_word(steps[idx[0]], dim0, steps[idx[0]].args[0]), axis_word(steps[idx[0]], d, steps[idx[0]].args[0])
+                words = " and ".join(steps[i].label for i in idx)
+                out.append(Mutant(f"{op} dim {d} (all)", f"your output equals the reference with {words} taken {wrong} instead of {right}", new))
         # 6. two neighbouring single-input steps in the other order (x -> A -> B became x -> B -> A)
         for i in range(len(steps) - 1):
             a = steps[i]

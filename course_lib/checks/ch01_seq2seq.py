@@ -542,3 +542,50 @@ check_additive_score = AdditiveScoreCheck().as_function()
 check_additive_score_other_sizes = AdditiveScoreOtherSizesCheck().as_function()
 check_attention_decoder_step = AttentionDecoderStepCheck().as_function()
 check_attention_decoder_steps = AttentionDecoderStepsCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+_LEGEND = {"B": "batch", "S": "source position", "C": "hidden feature", "T": "query", "Dh": "hidden unit"}
+
+
+def _context_steps(masked: bool) -> Program:
+    mask = [step("masked", "mask", "scores", "mask", what="the mask", axes="B S")] if masked else []
+    return Program(
+        [step("h1", "unsqueeze", "h", fn=lambda h: h.unsqueeze(1), what="h[:, None, :]", axes="B 1 C"),
+         step("prod", "mul", "hs", "h1", what="hs * h", axes="B S C"),
+         step("scores", "sum", "prod", dim=-1, what="the sum over the hidden features (the dot product)", axes="B S"),
+         *mask,
+         step("weights", "softmax", "masked" if masked else "scores", dim=-1, axes="B S"),
+         step("w1", "unsqueeze", "weights", fn=lambda w: w.unsqueeze(-1), what="weights[..., None]", axes="B S 1"),
+         step("weighted", "mul", "hs", "w1", what="weights * hs", axes="B S C"),
+         step("context", "sum", "weighted", dim=1, what="the weighted sum over the source positions", axes="B C")],
+        ("context", "weights"), legend=_LEGEND, names={"h": "the decoder state h", "hs": "the encoder states hs", "mask": "the mask"})
+
+
+CONTEXT_STEPS, CONTEXT_MASKED_STEPS = _context_steps(False), _context_steps(True)
+ADDITIVE_STEPS = Program(
+    [step("wq", "linear", "q", "W1", what="W1 q", axes="B T Dh"),
+     step("wk", "linear", "k", "W2", what="W2 k", axes="B S Dh"),
+     step("pair", "add", "wq", "wk", fn=lambda a, b: a.unsqueeze(-2) + b.unsqueeze(-3), what="W1 q + W2 k", axes="B T S Dh"),
+     step("hidden", "tanh", "pair", what="tanh", axes="B T S Dh"),
+     step("scores", "linear", "hidden", "v", fn=lambda x, v: (x @ v.T).squeeze(-1), what="the output layer v", axes="B T S")],
+    ("scores",), legend=_LEGEND, names={"q": "the queries q", "k": "the keys k", "W1": "W1", "W2": "W2"})
+
+
+def _cases_context(self, inputs, outputs):
+    cases = [(CONTEXT_STEPS, inputs, {"context": outputs.get("context"), "weights": outputs.get("weights")})]
+    if "masked_context" in outputs:
+        cases.append((CONTEXT_MASKED_STEPS, inputs, {"context": outputs.get("masked_context"), "weights": outputs.get("masked_weights")}))
+    return cases
+
+
+def _cases_additive(self, inputs, outputs):
+    return [(ADDITIVE_STEPS, {"q": inputs["q"], "k": inputs["k"], **inputs["params"]}, {"scores": outputs.get("scores")})]
+
+
+AttentionContextCheck.mutation_cases = _cases_context
+AttentionContextMatmulCheck.mutation_cases = _cases_context
+AdditiveScoreCheck.mutation_cases = _cases_additive

@@ -374,3 +374,45 @@ check_cosine_scores = CosineScoresCheck().as_function()
 check_cosine_scores_zero_vector = CosineScoresZeroVectorCheck().as_function()
 check_cross_attention = CrossAttentionCheck().as_function()
 check_cross_attention_one_query = CrossAttentionOneQueryCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+_LEGEND = {"B": "batch", "T": "query", "S": "key", "C": "model feature", "D": "feature"}
+_NAMES = {"x": "x", "x_dec": "the decoder states x_dec", "x_enc": "the encoder states x_enc", "W_q": "W_q", "W_k": "W_k", "W_v": "W_v"}
+
+
+def _attention_steps(xq: str, xkv: str) -> Program:
+    return Program(
+        [step("q", "xw", xq, "W_q", what="the query projection", axes="B T D"),
+         step("k", "xw", xkv, "W_k", what="the key projection", axes="B S D"),
+         step("v", "xw", xkv, "W_v", what="the value projection", axes="B S D"),
+         step("scores", "matmul_t", "q", "k", what="the scores q k^T", axes="B T S"),
+         step("weights", "softmax", "scores", dim=-1, axes="B T S"),
+         step("out", "matmul", "weights", "v", what="weights @ v", axes="B T D")],
+        ("out", "weights"), sizes=lambda env: {"d_k": env["W_k"].shape[-1]}, legend=_LEGEND, names=_NAMES,
+        roles=[("W_q", "W_k"), ("W_k", "W_v"), ("W_q", "W_v"), (xq, xkv)] if xq != xkv else [("W_q", "W_k"), ("W_k", "W_v"), ("W_q", "W_v")])
+
+
+QKV_STEPS = Program(
+    [step("q", "xw", "x", "W_q", what="the query projection", axes="B T D"),
+     step("k", "xw", "x", "W_k", what="the key projection", axes="B T D"),
+     step("v", "xw", "x", "W_v", what="the value projection", axes="B T D")],
+    ("q", "k", "v"), legend=_LEGEND, names=_NAMES, roles=[("W_q", "W_k"), ("W_k", "W_v"), ("W_q", "W_v")])
+SELF_ATTENTION_STEPS = _attention_steps("x", "x")
+CROSS_ATTENTION_STEPS = _attention_steps("x_dec", "x_enc")
+COSINE_STEPS = Program(
+    [step("qn", "norm", "q", dim=-1, what="the norm of q", axes="B T 1"),
+     step("kn", "norm", "k", dim=-1, what="the norm of k", axes="B S 1"),
+     step("qu", "div", "q", "qn", fn=lambda q, n: q / n.clamp_min(1e-8), what="q / |q|", axes="B T D"),
+     step("ku", "div", "k", "kn", fn=lambda k, n: k / n.clamp_min(1e-8), what="k / |k|", axes="B S D"),
+     step("scores", "matmul_t", "qu", "ku", what="the dot products", axes="B T S")],
+    ("scores",), legend=_LEGEND, axes={"q": "B T D", "k": "B S D"})
+
+QKVProjectionsCheck.steps = QKV_STEPS
+SelfAttentionCheck.steps = SELF_ATTENTION_STEPS
+CrossAttentionCheck.steps = CROSS_ATTENTION_STEPS
+CosineScoresCheck.steps = COSINE_STEPS
+CosineScoresZeroVectorCheck.steps = COSINE_STEPS

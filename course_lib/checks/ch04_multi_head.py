@@ -583,3 +583,71 @@ check_multi_head_attention = MultiHeadAttentionCheck().as_function()
 check_multi_head_attention_other_sizes = MultiHeadAttentionSizesCheck().as_function()
 check_copy_into_torch = CopyIntoTorchCheck().as_function()
 check_torch_masks = TorchMasksCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+_LEGEND = {"B": "batch", "H": "head", "T": "query", "S": "key", "D": "head feature", "C": "model feature"}
+
+
+def _split_fn(x, n_heads):
+    return _split(x, int(n_heads))
+
+
+def _mha_program(masked: bool) -> Program:
+    mask = [step("masked", "mask", "scaled", "mask", what="the mask", axes="B H T S")] if masked else []
+    return Program(
+        [step("q", "linear", "query", "Wq", "bq", what="the query projection q_proj", axes="B T C"),
+         step("k", "linear", "key", "Wk", "bk", what="the key projection k_proj", axes="B S C"),
+         step("v", "linear", "value", "Wv", "bv", what="the value projection v_proj", axes="B S C"),
+         step("qh", "split", "q", "n_heads", fn=_split_fn, what="splitting q into heads", axes="B H T D"),
+         step("kh", "split", "k", "n_heads", fn=_split_fn, what="splitting k into heads", axes="B H S D"),
+         step("vh", "split", "v", "n_heads", fn=_split_fn, what="splitting v into heads", axes="B H S D"),
+         step("scores", "matmul_t", "qh", "kh", what="the scores q k^T", axes="B H T S"),
+         step("scaled", "scale", "scores", scale=("d_head", -0.5), what="the scale", axes="B H T S"),
+         *mask,
+         step("weights", "softmax", "masked" if masked else "scaled", dim=-1, axes="B H T S"),
+         step("heads", "matmul", "weights", "vh", what="weights @ v", axes="B H T D"),
+         step("merged", "merge", "heads", fn=_merge, what="merging the heads", axes="B T C"),
+         step("out", "linear", "merged", "Wo", "bo", what="the output projection out_proj", axes="B T C")],
+        ("out", "weights"), legend=_LEGEND,
+        sizes=lambda env: {"d_head": env["Wq"].shape[0] // int(env["n_heads"]), "d_model": env["Wq"].shape[0], "n_heads": int(env["n_heads"])},
+        names={"query": "the query input", "key": "the key input", "value": "the value input", "Wq": "q_proj's weight", "Wk": "k_proj's weight",
+               "Wv": "v_proj's weight", "Wo": "out_proj's weight", "bq": "q_proj's bias", "bk": "k_proj's bias", "bv": "v_proj's bias",
+               "bo": "out_proj's bias", "mask": "the mask"})
+
+
+MHA_STEPS, MHA_MASKED_STEPS = _mha_program(False), _mha_program(True)
+SPLIT_STEPS = Program(
+    [step("x4", "view", "x", "n_heads", fn=lambda x, h: x.view(x.shape[0], x.shape[1], int(h), x.shape[2] // int(h)), what="the view to (B, T, H, D)", axes="B T H D"),
+     step("out", "transpose", "x4", fn=lambda x: x.transpose(1, 2), what="the transpose to (B, H, T, D)", axes="B H T D")],
+    ("out",), legend=_LEGEND)
+MERGE_STEPS = Program(
+    [step("xt", "transpose", "x", fn=lambda x: x.transpose(1, 2), what="the transpose to (B, T, H, D)", axes="B T H D"),
+     step("out", "reshape", "xt", fn=lambda x: x.reshape(x.shape[0], x.shape[1], -1), what="the reshape to (B, T, C)", axes="B T C")],
+    ("out",), legend=_LEGEND)
+
+
+def _mha_env(inputs, query, key, mask=None) -> dict:
+    p = inputs["params"]
+    env = {"query": inputs[query], "key": inputs[key], "value": inputs[key], "n_heads": inputs["n_heads"]}
+    for letter, name in zip("qkvo", PROJECTIONS):
+        env[f"W{letter}"], env[f"b{letter}"] = p[f"{name}.weight"], p[f"{name}.bias"]
+    if mask is not None:
+        env["mask"] = inputs[mask]
+    return env
+
+
+def _cases_mha(self, inputs, outputs):
+    return [
+        (MHA_STEPS, _mha_env(inputs, "x", "x"), {"out": outputs.get("self_out"), "weights": outputs.get("self_weights")}),
+        (MHA_MASKED_STEPS, _mha_env(inputs, "x", "memory", "pad_mask"), {"out": outputs.get("cross_out"), "weights": outputs.get("cross_weights")}),
+        (MHA_MASKED_STEPS, _mha_env(inputs, "x", "x", "causal"), {"out": outputs.get("causal_out"), "weights": outputs.get("causal_weights")}),
+    ]
+
+
+MultiHeadAttentionCheck.mutation_cases = _cases_mha
+SplitHeadsCheck.steps = SPLIT_STEPS
+MergeHeadsCheck.steps = MERGE_STEPS

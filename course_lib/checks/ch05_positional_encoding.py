@@ -255,3 +255,36 @@ check_fixed_encoding = FixedEncodingCheck().as_function()
 check_bug_diagnosis = BugDiagnosisCheck().as_function()
 check_rotation_matrix = RotationMatrixCheck().as_function()
 check_rotation_matrix_other_cases = RotationMatrixOtherCasesCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+
+def _interleave(sines, cosines):
+    table = cosines.clone()
+    table[:, 0::2] = sines[:, 0::2]
+    return table
+
+
+TABLE_STEPS = Program(
+    [step("exponent", "scale", "two_i", scale=("d_model", -1.0), what="the exponent 2i / d_model", axes="1 column"),
+     step("freq", "pow", "exponent", fn=lambda e: 10000.0 ** (-e), what="10000^(-2i/d_model)", axes="1 column"),
+     step("angles", "mul", "pos", "freq", what="pos * frequency", axes="position column"),
+     step("sines", "sin", "angles", fn=torch.sin, what="sin", axes="position column"),
+     step("cosines", "cos", "angles", fn=torch.cos, what="cos", axes="position column"),
+     step("table", "interleave", "sines", "cosines", fn=_interleave, what="the interleaving (sin in even columns, cos in odd)", axes="position column")],
+    ("table",), sizes=lambda env: {"d_model": env["two_i"].shape[-1], "n_positions": env["pos"].shape[0]},
+    legend={"position": "position", "column": "column"}, names={"sines": "the sines", "cosines": "the cosines"})
+
+
+def _cases_table(self, inputs, outputs):
+    cases = []
+    for (n, d), got in zip(inputs["sizes"], outputs.get("tables") or [None] * len(inputs["sizes"])):
+        env = {"pos": torch.arange(n, dtype=torch.float64)[:, None], "two_i": (torch.arange(d) // 2 * 2).double()[None, :]}
+        cases.append((TABLE_STEPS, env, {"table": got}))
+    return cases
+
+
+EncodingTableCheck.mutation_cases = _cases_table

@@ -765,3 +765,34 @@ check_label_smoothed_loss = LabelSmoothedLossCheck().as_function()
 check_label_smoothed_loss_other_pad = LabelSmoothedLossOtherPadCheck().as_function()
 check_greedy_decode = GreedyDecodeCheck().as_function()
 check_greedy_decode_single = GreedyDecodeSingleCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+SMOOTHING_STEPS = Program(
+    [step("logp", "log_softmax", "logits", dim=-1, what="the log-softmax", axes="B T V"),
+     step("neglogp", "neg", "logp", fn=torch.neg, what="the minus sign of -log p", axes="B T V"),
+     step("nll", "gather", "neglogp", "target", fn=lambda x, t: x.gather(-1, t[..., None])[..., 0], what="-log p of the target", axes="B T"),
+     step("smooth", "mean", "neglogp", dim=-1, what="the mean of -log p over the classes", axes="B T"),
+     step("per_token", "mix", "nll", "smooth", "eps", fn=lambda a, b, e: (1 - e) * a + e * b, what="(1 - eps) * nll + eps * smooth", axes="B T"),
+     step("keep", "not_pad", "target", "pad_id", fn=lambda t, p: (t != p).to(torch.float64), what="the padding mask", axes="B T"),
+     step("kept", "mul", "per_token", "keep", what="dropping the padded positions", axes="B T"),
+     step("total", "sum", "kept", dim=None, what="the sum over the tokens"),
+     step("count", "sum", "keep", dim=None, what="the number of real tokens"),
+     step("loss", "div", "total", "count", what="the average over the real tokens")],
+    ("loss",), legend={"B": "batch", "T": "position", "V": "class"}, axes={"logits": "B T V"},
+    names={"per_token": "every position's loss (padding included)", "kept": "the real tokens' losses", "nll": "the plain -log p of the target",
+           "smooth": "the smoothing term"})
+
+
+def _cases_smoothing(self, inputs, outputs):
+    env = {k: inputs[k] for k in ("logits", "target", "eps", "pad_id")}
+    cases = [(SMOOTHING_STEPS, env, {"loss": outputs.get("loss").reshape(()) if isinstance(outputs.get("loss"), torch.Tensor) and outputs["loss"].numel() == 1 else outputs.get("loss")})]
+    if "other_pad" in inputs and "other_pad" in outputs:
+        cases += _cases_smoothing(self, inputs["other_pad"], outputs["other_pad"])
+    return cases
+
+
+LabelSmoothedLossCheck.mutation_cases = _cases_smoothing

@@ -635,3 +635,48 @@ check_mask_tokens_other_rate = MaskTokensRateCheck().as_function()
 check_mlm_head = MaskedLMHeadCheck().as_function()
 check_hf_key_map = HfKeyMapCheck().as_function()
 check_hf_key_map_three_layers = HfKeyMapLayersCheck().as_function()
+
+
+# --------------------------------------------------------------------------- the references as steps (diagnosis by mutation, issue 26)
+
+from course_lib.checks._mutants import Program, step  # noqa: E402
+
+
+def _ln(x, g, b):
+    return F.layer_norm(x, (x.shape[-1],), g, b, 1e-12)
+
+
+EMBEDDINGS_STEPS = Program(
+    [step("word", "lookup", "W_word", "ids", fn=lambda w, i: w[i], what="the word embeddings", axes="B T C"),
+     step("pos", "positions", "W_pos", "ids", fn=lambda w, i: w[: i.shape[1]].expand(i.shape[0], -1, -1), what="the position embeddings", axes="B T C"),
+     step("seg", "lookup", "W_seg", "segments", fn=lambda w, i: w[i], what="the segment embeddings", axes="B T C"),
+     step("sum1", "add", "word", "pos", what="word + position", axes="B T C"),
+     step("total", "add", "sum1", "seg", what="adding the segment embeddings", axes="B T C"),
+     step("out", "layer_norm", "total", "gamma", "beta", fn=_ln, what="the LayerNorm", axes="B T C")],
+    ("out",), legend={"B": "batch", "T": "position", "C": "feature"},
+    names={"word": "the word embeddings", "pos": "the position embeddings", "seg": "the segment embeddings", "sum1": "word + position"})
+HEAD_STEPS = Program(
+    [step("dense", "linear", "hidden", "W_dense", "b_dense", what="the dense layer", axes="B T C"),
+     step("act", "gelu", "dense", what="GELU", axes="B T C"),
+     step("normed", "layer_norm", "act", "gamma", "beta", fn=_ln, what="the LayerNorm", axes="B T C"),
+     step("logits", "linear", "normed", "E", "bias", what="the tied decoder (E^T and the output bias)", axes="B T V")],
+    ("logits",), legend={"B": "batch", "T": "position", "C": "feature", "V": "vocabulary"},
+    names={"W_dense": "the dense weight", "hidden": "the hidden states"})
+
+
+def _cases_embeddings(self, inputs, outputs):
+    w = inputs["weights"]
+    env = {"W_word": w["word_embeddings.weight"], "W_pos": w["position_embeddings.weight"], "W_seg": w["segment_embeddings.weight"],
+           "gamma": w["norm.weight"], "beta": w["norm.bias"], "ids": inputs["ids"], "segments": inputs["segments"]}
+    return [(EMBEDDINGS_STEPS, env, {"out": outputs.get("out")})]
+
+
+def _cases_head(self, inputs, outputs):
+    w = inputs["weights"]
+    env = {"hidden": inputs["hidden"], "W_dense": w["dense.weight"], "b_dense": w["dense.bias"], "gamma": w["norm.weight"],
+           "beta": w["norm.bias"], "E": inputs["embedding"], "bias": w["bias"]}
+    return [(HEAD_STEPS, env, {"logits": outputs.get("logits")})]
+
+
+BertEmbeddingsCheck.mutation_cases = _cases_embeddings
+MaskedLMHeadCheck.mutation_cases = _cases_head
