@@ -26,10 +26,13 @@ from __future__ import annotations
 import contextvars
 import math
 import os
+import time
 import traceback
 from typing import Any, Callable, Sequence
 
 import torch
+
+from course_lib.checks import _notebook
 
 __all__ = [
     "CheckFailed", "Check", "REGISTRY", "get_check", "student_call", "fmt_shape",
@@ -83,8 +86,7 @@ class CheckFailed(AssertionError):
                 lines.extend(line.rstrip("\n") for line in traceback.format_list(frames[-4:]))
                 lines.append(f"{type(cause).__name__}: {cause}")
                 lines.append("")
-        lines.append(f"\x1b[0;31mCheckFailed\x1b[0m: {self}")
-        lines.append(f"\x1b[2m(course authors: set {TRACEBACK_ENV_VAR}=1 for the full traceback)\x1b[0m")
+        lines.append(f"\x1b[0;31mCheckFailed\x1b[0m: {self}")  # (no author hint here: TRACEBACK_ENV_VAR is in the docs)
         return lines
 
 
@@ -138,12 +140,21 @@ class Check:
         raise NotImplementedError
 
     def __call__(self, student: Any) -> None:
+        stale = _notebook.stale_definition_note(student)  # the answer cell's latest run raised: say what is tested
+        if stale:
+            print(stale)
         inputs = self.make_inputs()
+        start = time.perf_counter()
         outputs = self.run(student, inputs)
+        elapsed = time.perf_counter() - start
         if _output_hook is not None:
             _output_hook(self.name, outputs)
         self.verify(inputs, outputs)
         print(f"\u2714 {self.name}: {self.success}")
+        # ``reference``, where a check sets one: the course's answer, with the learner's signature
+        slow = _notebook.slow_note(lambda fn: self.run(fn, inputs), getattr(self, "reference", None), elapsed)
+        if slow:
+            print(slow)
 
     def as_function(self) -> Callable[[Any], None]:
         check = self
@@ -250,6 +261,8 @@ def student_call(fn: Callable, *args, what: str = "your function", **kwargs):
     except Exception as err:  # noqa: BLE001 - any learner error becomes a diagnostic
         shapes = ", ".join(fmt_shape(a.shape) for a in args if isinstance(a, torch.Tensor))
         hint = next((h for fragment, h in _KNOWN_ERRORS.items() if fragment in str(err)), "")
+        if isinstance(err, NameError):  # a helper defined in a cell that has not run yet
+            hint = _notebook.later_cell_hint(getattr(err, "name", None) or "") or hint
         raise CheckFailed(f"{what} raised {type(err).__name__}: {err}\n(called with tensors of shapes {shapes})"
                           + (f"\nHint: {hint}" if hint else "")) from err
 

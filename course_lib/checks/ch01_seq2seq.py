@@ -155,6 +155,7 @@ class AttentionContextCheck(Check):
     """attention_context(h, hs) -> (context, weights), by elementwise product and sum."""
 
     name = "ch1.attention_context"
+    reference = staticmethod(_reference_context)  # timed only when an answer is slow (the slow note)
     success = "weights (B, S) sum to 1 over the source, the context (B, C) and its gradients match"
     sizes = (B, S, C)
 
