@@ -267,6 +267,23 @@ def _style() -> str:
     return (WEB / "demos.css").read_text(encoding="utf-8")
 
 
+#: What the page fetches of ONNX Runtime Web on first use (course_lib.book.assets stages them; the .wasm gzip-compressed).
+RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm.gz")
+
+
+def download_bytes(folder: pathlib.Path) -> int:
+    """Bytes the demo fetches on first use (the runtime as staged for this build, and the model's .onnx files);
+    0 when the staged runtime is not found (outside a book build): the page then names no size."""
+    from course_lib.book.assets import ENV_NODE_MODULES, STATIC_DIR
+
+    node_modules = os.environ.get(ENV_NODE_MODULES)
+    runtime = pathlib.Path(node_modules or ".") / ".course-book-static" / STATIC_DIR / "onnxruntime-web"  # sphinxext.STAGING
+    files = [runtime / name for name in RUNTIME_FILES]
+    if not node_modules or not all(f.is_file() for f in files):
+        return 0
+    return sum(f.stat().st_size for f in files) + sum(f.stat().st_size for f in folder.glob("*.onnx"))
+
+
 def _demo_html(kind: str, model_folder: str, settings: dict, body: str) -> str:
     demo_id = f"course-demo-{kind}"
     config = json.dumps({"model": f"_static/{SITE_FOLDER}/{model_folder}/", **settings})
@@ -284,20 +301,20 @@ def date_translator_demo(model: nn.Module, task, default: str = "Sat, 4 Jul 1976
     """Export the trained translator and return the in-page demo (an IPython HTML object)."""
     from IPython.display import HTML
 
-    export_date_translator(model, task)
+    folder = export_date_translator(model, task)
     body = (
         '<label>date: <input type="text" class="course-demo-input" size="40" spellcheck="false" '
         f'value="{html.escape(default)}"></label>\n'
         '<button type="button" class="course-demo-run">run the model</button>'
     )
-    return HTML(_demo_html("dates", "dates", {}, body))
+    return HTML(_demo_html("dates", "dates", {"download_bytes": download_bytes(folder)}, body))
 
 
 def fill_mask_demo(model: nn.Module, tokenizer, default: str, k: int = 5):
     """Export the pretrained BERT and return the in-page fill-mask demo (an IPython HTML object)."""
     from IPython.display import HTML
 
-    export_fill_mask(model, tokenizer, k=k)
+    folder = export_fill_mask(model, tokenizer, k=k)
     layers = "".join(f'<option value="{i}">{i}</option>' for i in range(model.config.n_layers))
     heads = "".join(f'<option value="{i}">{i}</option>' for i in range(model.config.n_heads))
     body = (
@@ -308,5 +325,5 @@ def fill_mask_demo(model: nn.Module, tokenizer, default: str, k: int = 5):
         f'<label>head <select class="course-demo-head">{heads}</select></label> '
         "(layers and heads numbered from 0)"
     )
-    return HTML(_demo_html("fill-mask", "fill_mask", {}, body))
+    return HTML(_demo_html("fill-mask", "fill_mask", {"download_bytes": download_bytes(folder)}, body))
 

@@ -21,32 +21,81 @@
 
   // ------------------------------------------------------------------ loading on demand
 
+  /* Bytes fetched for the demo so far, and the total of the files being fetched (from their
+   * Content-Length), shown as "1.2 of 3.7 MB" while the runtime and the model load. */
+  var progress = { loaded: 0, total: 0, listeners: [] };
+  function notify() { progress.listeners.forEach(function (f) { f(progress); }); }
+
+  function fetchBytes(url) {
+    return fetch(url).then(function (r) {
+      if (!r.ok) throw new Error(r.status + " for " + url + " (was the chapter executed by this build?)");
+      var size = +r.headers.get("Content-Length") || 0;
+      progress.total += size;
+      notify();
+      if (!r.body || !r.body.getReader) return r.arrayBuffer().then(function (b) { progress.loaded += b.byteLength; notify(); return b; });
+      var reader = r.body.getReader(), chunks = [], got = 0;
+      function pump() {
+        return reader.read().then(function (step) {
+          if (step.done) {
+            var out = new Uint8Array(got), at = 0;
+            chunks.forEach(function (c) { out.set(c, at); at += c.byteLength; });
+            if (!size) { progress.total += got; notify(); }
+            return out.buffer;
+          }
+          chunks.push(step.value);
+          got += step.value.byteLength;
+          progress.loaded += step.value.byteLength;
+          notify();
+          return pump();
+        });
+      }
+      return pump();
+    });
+  }
+
+  /* The WebAssembly runtime, 14.2 MB raw, is served gzip-compressed (3.7 MB; course_lib/book/assets.py
+   * writes the .gz) because many servers, python's http.server among them, compress nothing: fetch the
+   * .gz, inflate it here, and hand the bytes to ONNX Runtime Web. Without DecompressionStream, null:
+   * ONNX Runtime fetches the uncompressed .wasm itself. */
+  function fetchWasm() {
+    if (typeof DecompressionStream === "undefined") return Promise.resolve(null);
+    return fetchBytes(siteUrl(ORT_DIR + "ort-wasm-simd-threaded.wasm.gz")).then(function (gz) {
+      var inflated = new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"));
+      return new Response(inflated).arrayBuffer();
+    });
+  }
+
   function loadRuntime() {
     if (CD.runtime) return CD.runtime;
-    CD.runtime = new Promise(function (resolve, reject) {
+    var wasm = fetchWasm(); // in parallel with the script
+    var script = new Promise(function (resolve, reject) {
       if (window.ort && window.ort.InferenceSession) return resolve(window.ort);
-      var script = document.createElement("script");
-      script.src = siteUrl(ORT_DIR + "ort.wasm.min.js");
+      var tag = document.createElement("script");
+      tag.src = siteUrl(ORT_DIR + "ort.wasm.min.js");
       // hide require.js (widget pages load it): ort's UMD header would call an anonymous define()
       var define = window.define;
       window.define = undefined;
-      script.onload = function () {
+      tag.onload = function () {
         window.define = define;
-        var ort = window.ort;
-        if (!ort) return reject(new Error("ort.wasm.min.js loaded but defined no `ort`"));
-        ort.env.wasm.wasmPaths = siteUrl(ORT_DIR);
-        ort.env.wasm.numThreads = 1; // no SharedArrayBuffer needed (no cross-origin isolation on static hosts)
-        ort.env.wasm.proxy = false;
-        ort.env.logLevel = "error";
-        resolve(ort);
+        if (!window.ort) return reject(new Error("ort.wasm.min.js loaded but defined no `ort`"));
+        resolve(window.ort);
       };
-      script.onerror = function () {
+      tag.onerror = function () {
         window.define = define;
-        CD.runtime = null;
-        reject(new Error("could not load ONNX Runtime Web from " + script.src));
+        reject(new Error("could not load ONNX Runtime Web from " + tag.src));
       };
-      document.head.appendChild(script);
+      document.head.appendChild(tag);
     });
+    CD.runtime = Promise.all([script, wasm]).then(function (got) {
+      var ort = got[0];
+      ort.env.wasm.wasmPaths = siteUrl(ORT_DIR);
+      if (got[1]) ort.env.wasm.wasmBinary = got[1];
+      ort.env.wasm.numThreads = 1; // no SharedArrayBuffer needed (no cross-origin isolation on static hosts)
+      ort.env.wasm.proxy = false;
+      ort.env.logLevel = "error";
+      return ort;
+    });
+    CD.runtime.catch(function () { CD.runtime = null; });
     return CD.runtime;
   }
 
@@ -57,16 +106,12 @@
     });
   }
 
-  function session(ort, url) {
-    return fetch(url)
-      .then(function (r) {
-        if (!r.ok) throw new Error(r.status + " for " + url + " (was the chapter executed by this build?)");
-        return r.arrayBuffer();
-      })
-      .then(function (bytes) {
-        CD.modelBytes = (CD.modelBytes || 0) + bytes.byteLength;
-        return ort.InferenceSession.create(new Uint8Array(bytes), { executionProviders: ["wasm"] });
-      });
+  // the model's bytes are fetched at once, in parallel with the runtime
+  function session(runtime, url) {
+    return Promise.all([runtime, fetchBytes(url)]).then(function (got) {
+      CD.modelBytes = (CD.modelBytes || 0) + got[1].byteLength;
+      return got[0].InferenceSession.create(new Uint8Array(got[1]), { executionProviders: ["wasm"] });
+    });
   }
 
   // ------------------------------------------------------------------ small helpers
@@ -315,13 +360,13 @@
   var dates = {
     load: function (demo) {
       var base = siteUrl(demo.config.model);
-      return Promise.all([loadRuntime(), fetchJson(base + "meta.json")]).then(function (got) {
-        var ort = got[0], meta = got[1];
+      var runtime = loadRuntime();
+      return Promise.all([runtime, fetchJson(base + "meta.json"), session(runtime, base + "encoder.onnx"),
+        session(runtime, base + "decoder_step.onnx")]).then(function (got) {
+        var meta = got[1];
         meta.stoi = new Map();
         meta.src_itos.forEach(function (s, i) { if (i >= 4) meta.stoi.set(s, i); });
-        return Promise.all([session(ort, base + "encoder.onnx"), session(ort, base + "decoder_step.onnx")]).then(function (s) {
-          return { ort: ort, meta: meta, encoder: s[0], step: s[1] };
-        });
+        return { ort: got[0], meta: meta, encoder: got[2], step: got[3] };
       });
     },
     run: async function (model, typed) {
@@ -477,11 +522,12 @@
   var fillMask = {
     load: function (demo) {
       var base = siteUrl(demo.config.model);
-      return Promise.all([loadRuntime(), fetchJson(base + "meta.json")]).then(function (got) {
-        var ort = got[0], meta = got[1];
+      var runtime = loadRuntime();
+      return Promise.all([runtime, fetchJson(base + "meta.json"), session(runtime, base + "bert_mlm.onnx")]).then(function (got) {
+        var meta = got[1];
         meta.stoi = new Map();
         meta.vocab.forEach(function (s, i) { meta.stoi.set(s, i); });
-        return session(ort, base + "bert_mlm.onnx").then(function (s) { return { ort: ort, meta: meta, bert: s }; });
+        return { ort: got[0], meta: meta, bert: got[2] };
       });
     },
     run: async function (model, typed) {
@@ -563,8 +609,15 @@
       input.disabled = true; button.disabled = true;
       return;
     }
-    status("The model runs in your browser: it loads (ONNX Runtime Web and the chapter's trained weights, a few MB, once) " +
+    var size = config.download_bytes ? ", " + mb(config.download_bytes) + " MB" : "";
+    status("The model runs in your browser: it loads (ONNX Runtime Web and the chapter's trained weights" + size + ", once) " +
       "when you click in the box or on \u201crun the model\u201d.");
+
+    function mb(bytes) { return (bytes / 1e6).toFixed(1); }
+    progress.listeners.push(function (p) {
+      if (!demo.model && demo.loading && p.total)
+        status("loading ONNX Runtime Web and the model: " + mb(p.loaded) + " of " + mb(Math.max(p.total, p.loaded)) + " MB\u2026");
+    });
 
     function load() {
       if (!demo.loading) {
