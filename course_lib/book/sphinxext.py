@@ -8,8 +8,9 @@ With ``node_modules/`` installed (``make book`` runs ``npm ci``):
   then checks that every local path ``_config.yml`` names (``mathjax_path``,
   ``nb_ipywidgets_js``) is one of them. It also exports ``COURSE_NODE_MODULES`` so the
   notebooks executed by the build find the same files.
-* ``html-page-context``: lists each page script once (see ``_drop_duplicate_scripts``), and
-  adds vega, vega-lite and vega-embed to the pages that hold an explorer (``course_lib.explorers``).
+* ``html-page-context``: lists each page script once (see ``_drop_duplicate_scripts``),
+  adds vega, vega-lite and vega-embed to the pages that hold an explorer (``course_lib.explorers``),
+  and drops MathJax from the pages without maths (``_drop_mathjax_without_maths``).
 * ``build-finished``: removes the theme's ``fontawesome.js`` (543 kB compressed) from every page;
   its CSS draws the same icons with web fonts (see ``_drop_fontawesome_js``).
 * ``doctree-resolved``: replaces the d3/jQuery copies that ``course_lib.viz`` inlines
@@ -38,7 +39,7 @@ from course_lib.book import assets as book_assets
 logger = logging.getLogger(__name__)
 
 STAGING = ".course-book-static"  # inside node_modules/, which git ignores
-_INLINE_ASSET = re.compile(r'<script type="text/javascript" data-course-asset="(?P<name>[a-z0-9]+)">.*?</script>', re.S)
+_INLINE_ASSET = re.compile(r'<script type="text/javascript" data-course-asset="(?P<name>[a-z0-9]+)">.*?</script>', re.DOTALL)
 
 
 def _local_paths(config: Config) -> list[str]:
@@ -122,6 +123,34 @@ def _add_explorer_scripts(app: Sphinx, pagename: str, templatename: str, context
         app.add_js_file(book_assets.vega_library_target(name) if staged else VEGA_CDN[name], priority=600 + i)
 
 
+#: What marks maths in a page's body: Sphinx's math nodes (inline and display, from $...$ and $$...$$
+#: in markdown and from LaTeX outputs), and TeX delimiters left for MathJax to find.
+_MATH_MARKERS = ('class="math', "\\(", "\\[", "$$", "\\begin{")
+_WIDGET_STATE = re.compile(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.DOTALL)
+
+
+def has_maths(body: str) -> bool:
+    """Whether a page needs MathJax: maths in its text, or a "$" in the state of its widgets (typeset by MathJax)."""
+    return any(marker in body for marker in _MATH_MARKERS) or any("$" in m for m in _WIDGET_STATE.findall(body))
+
+
+def _drop_mathjax_without_maths(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Load MathJax (1.2 MB with its fonts) only on pages that have maths.
+
+    The book's settings make Sphinx add MathJax and its configuration to every page; on a page
+    whose body has no maths (see ``has_maths``), remove both.
+    """
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list) or has_maths(context.get("body") or ""):
+        return
+    mathjax = str(app.config.mathjax_path or "")
+    def is_mathjax(js) -> bool:
+        name = str(getattr(js, "filename", None) or js or "")
+        body = str(getattr(js, "attributes", {}).get("body", ""))
+        return bool(mathjax) and name.endswith(mathjax) or "window.MathJax" in body or "MathJax.Hub.Config" in body
+    context["script_files"] = [js for js in scripts if not is_mathjax(js)]
+
+
 def _publish_demo_models(app: Sphinx, exception: Exception | None) -> None:
     """Copy the models the chapters exported (``course_lib.book.demos``) into ``_static/course-models/``.
 
@@ -196,5 +225,6 @@ def setup(app: Sphinx) -> dict:
     app.connect("build-finished", _publish_demo_models)
     app.connect("html-page-context", _add_explorer_scripts, priority=450)  # before the de-duplication
     app.connect("html-page-context", _drop_duplicate_scripts)
+    app.connect("html-page-context", _drop_mathjax_without_maths, priority=800)  # after sphinx.ext.mathjax (500)
     app.connect("build-finished", _drop_fontawesome_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
