@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the shared browser machinery
 TARGET_BYTES = 1_500_000
 
 #: Files a page must load only when the reader asks for them (file-name patterns).
-ON_DEMAND = ("*.onnx", "*.onnx.data", "*.ort", "ort*.wasm", "ort*.mjs", "ort.*.js", "ort.js", "*.wasm")
+ON_DEMAND = ("*.onnx", "*.onnx.data", "*.ort", "ort*.wasm", "ort*.mjs", "ort.*.js", "ort.js", "*.wasm", "*.wasm.gz", "*.onnx.gz")
 
 _WAIT_FOR_MATHJAX = """async () => {
   const t0 = Date.now();
