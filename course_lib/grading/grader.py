@@ -1012,7 +1012,7 @@ def _one_students_folder(submissions: Path, solutions_dir: Path) -> str | None:
         return (f"{submissions} holds assignment folders ({', '.join(assignments[:3])}): it looks like ONE student's "
                 f"folder, not the class's. Grade the class folder, or regrade this student into the gradebook with: "
                 f"course grade {submissions.parent} --student {submissions.name} --out GRADES")
-    if any(e.name.endswith(".ipynb") for e in entries):
+    if any(e.name.endswith(".ipynb") for e in entries) and not any(e.is_dir(follow_symlinks=False) for e in entries):
         return (f"{submissions} holds notebooks: it looks like one assignment's folder. `course grade` expects "
                 "SUBMISSIONS/<student>/<assignment>/<name>.ipynb; `course check NOTEBOOK` scores one notebook")
     return None
