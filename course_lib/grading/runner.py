@@ -32,6 +32,17 @@ does not answer within a few seconds (code that ignores SIGINT) its process
 group is killed and the remaining cells are ``not_run``. Memory: the kernel
 starts under ``RLIMIT_AS`` (see ``course_lib.grading.kernel``) and a watchdog
 kills the process group when its total resident memory passes the cap.
+
+Secrets: the notebook holds the hidden tests, and the inputs file names every
+check. The runner reads both, copies the inputs to a private file (the kernel
+deletes it once loaded), then hides ``INPUT_DIR`` from itself and the kernel
+(a private mount namespace with an empty, unreadable tmpfs over it, made in a
+nested user namespace whose capabilities are then dropped, so the kernel cannot
+undo it) and makes itself non-dumpable (the kernel, the same user, cannot read
+its memory or /proc files). A test cell reaches the kernel compiled, in the
+message that runs it, never as text (``course_lib.grading.kernel`` runs it outside
+IPython), and the executed notebook written at the end has the test cells'
+sources blanked.
 """
 
 from __future__ import annotations
@@ -53,7 +64,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from course_lib.grading.kernel import INPUTS_ENV, MEMORY_ENV
+from course_lib.grading.kernel import INPUTS_ENV, MEMORY_ENV, TEST_MARK, compiled_cell
 
 RECORDINGS_ENV = "COURSE_GRADING_DIR"  # = course_lib.grading.recorder.ENV_VAR (not imported: it pulls in torch)
 
@@ -69,7 +80,8 @@ def _write_kernelspec(job_dir: Path, env: dict[str, str]) -> Path:
     spec_dir = job_dir / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "course_lib.grading.kernel", "-f", "{connection_file}"],
+        # no history database: what ran stays out of files the learner's code could read
+        "argv": [sys.executable, "-m", "course_lib.grading.kernel", "-f", "{connection_file}", "--HistoryManager.enabled=False"],
         "display_name": "course grading",
         "language": "python",
         "env": env,
@@ -118,13 +130,12 @@ class _CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
-    nb = nbformat.read(input_dir / job["notebook"], as_version=4)
+async def _execute(job: dict, nb: nbformat.NotebookNode, inputs: Path, job_dir: Path) -> dict:
     memory = int(job["memory_bytes"])
     cwd = job_dir / "work"
     env = {
         RECORDINGS_ENV: str(job_dir / "recordings"),
-        INPUTS_ENV: str(input_dir / "inputs.pt"),
+        INPUTS_ENV: str(inputs),
         MEMORY_ENV: str(memory),
         "JUPYTER_RUNTIME_DIR": str(job_dir / "runtime"),
         "IPYTHONDIR": str(job_dir / "ipython"),
@@ -201,8 +212,17 @@ async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
             limit = max(1, math.ceil(min(float(job["cell_timeout"]), remaining)))  # nbclient wants whole seconds
             client.timeout = limit
             n += 1
+            text = cell.source
+            if text.startswith(TEST_MARK):  # a test cell goes to the kernel compiled, never as text
+                try:
+                    cell.source = compiled_cell(text)
+                except (SyntaxError, ValueError):
+                    pass
             try:
-                await client.async_execute_cell(cell, index, execution_count=n)
+                try:
+                    await client.async_execute_cell(cell, index, execution_count=n)
+                finally:
+                    cell.source = text
                 reply = replies.get(index, {})
                 if reply.get("status") == "error":
                     cells[key] = {"status": "error", "ename": str(reply.get("ename", "")), "evalue": str(reply.get("evalue", ""))[:4000]}
@@ -257,6 +277,9 @@ async def _execute(job: dict, input_dir: Path, job_dir: Path) -> dict:
         except Exception:  # noqa: BLE001
             pass
         kill_group(pgid)  # children the learner forked
+    for cell in nb.cells:  # the grader needs the outputs; a test cell's text (hidden tests) stays here
+        if cell.cell_type == "code" and cell.source.startswith(TEST_MARK):
+            cell.source = ""
     nbformat.write(nb, job_dir / "out" / "executed.ipynb")
     return {"started": True, "cells": cells}
 
@@ -270,6 +293,44 @@ def _send(job_dir: Path, out_fd: int) -> None:
                     tar.add(job_dir / name, arcname=name)
                 except OSError as err:  # e.g. an unreadable file the kernel left: the rest still goes
                     print(f"[runner] could not send {name}: {err}", file=sys.stderr, flush=True)
+
+
+_CLONE_NEWUSER, _CLONE_NEWNS, _MS_RDONLY, _PR_SET_DUMPABLE = 0x10000000, 0x00020000, 1, 4
+
+
+def hide(folder: Path) -> str | None:
+    """Hide ``folder`` from this process and every process it starts; None, or why it could not be hidden.
+
+    A private mount namespace (in a nested user namespace, which needs no privilege) gets an
+    empty tmpfs, mode 000, over the folder; then every capability is dropped, so neither this
+    process nor its children can unmount it, and the process is made non-dumpable (no other
+    process of the same user can read its memory). Must run while the process has one thread.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+        return f"unshare: {os.strerror(ctypes.get_errno())}"
+    try:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    except OSError as err:
+        return f"user namespace maps: {err}"
+    if libc.mount(b"tmpfs", str(folder).encode(), b"tmpfs", _MS_RDONLY, b"size=4k,mode=000") != 0:
+        return f"mount: {os.strerror(ctypes.get_errno())}"
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    if libc.capset(ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)())) != 0:  # _LINUX_CAPABILITY_VERSION_3
+        return f"capset: {os.strerror(ctypes.get_errno())}"
+    libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(log_fd, 2)
     os.close(log_fd)
     try:
-        result = asyncio.run(_execute(job, input_dir, job_dir))
+        nb = nbformat.read(input_dir / job["notebook"], as_version=4)
+        inputs = job_dir / "inputs.pt"  # a private copy: the kernel loads it, then deletes it
+        if (input_dir / "inputs.pt").is_file():
+            shutil.copyfile(input_dir / "inputs.pt", inputs)
+            inputs.chmod(0o600)
+        why = hide(input_dir)
+        if why:
+            print(f"[runner] the input folder could not be hidden from the kernel ({why})", file=sys.stderr, flush=True)
+        result = asyncio.run(_execute(job, nb, inputs, job_dir))
     except Exception as err:  # noqa: BLE001 - reported to the grader, which decides
         import traceback
 
