@@ -403,3 +403,35 @@ def test_learner_frame_is_read_from_a_failed_checks_short_traceback():
         "RuntimeError: bad", "", "\x1b[0;31mCheckFailed\x1b[0m: your function raised RuntimeError: bad"]}
     assert learner_frame(out) == {"function": "helper", "line": 3, "code": "return q @ q"}
     assert learner_frame({"ename": "CheckFailed", "traceback": ["CheckFailed: wrong values"]}) == {}
+
+
+def test_a_grader_failure_page_shows_no_score_no_path_and_never_addresses_the_instructor():
+    from course_lib.grading.feedback import NOT_GRADED, feedback_notebook, render_feedback_html, verify_feedback_page
+    from course_lib.grading.gradebook import Row
+    from course_lib.grading.notebooks import load_source, prepare
+
+    source = load_source(ch03.ASSIGNMENT, ch03.NAME)
+    prepared = prepare(source, ch03.answered())
+    why = "grader failure: the grader's worker ended without a readable result: /tmp/course-grading-x1/job-2/in/run.ipynb"
+    rows = [Row("s", ch03.ASSIGNMENT, ch03.NAME, g.grade_id, "error", 0.0, g.points, why, grader_failure=True) for g in source.graded]
+    page = render_feedback_html(feedback_notebook(prepared.run_nb, source, prepared, rows), None)
+    assert NOT_GRADED in page and "Score:" not in page and " points " not in page
+    assert "/tmp/" not in page and "course-grading" not in page
+    assert "npm" not in page and "instructor has been told" in page  # maths left as TeX, the student is told nothing to run
+    assert "shown as TeX" in page
+
+
+def test_verify_feedback_page_checks_the_grade_against_the_gradebook(tmp_path):
+    from course_lib.grading.feedback import feedback_notebook, write_feedback_html, verify_feedback_page
+    from course_lib.grading.gradebook import Row
+    from course_lib.grading.notebooks import load_source, prepare
+
+    source = load_source(ch03.ASSIGNMENT, ch03.NAME)
+    prepared = prepare(source, ch03.answered())
+    rows = [Row("s", ch03.ASSIGNMENT, ch03.NAME, g.grade_id, "passed", g.points, g.points) for g in source.graded]
+    path = tmp_path / "s" / ch03.ASSIGNMENT / f"{ch03.NAME}.html"
+    write_feedback_html(feedback_notebook(prepared.run_nb, source, prepared, rows), path)
+    others = [Row("t", ch03.ASSIGNMENT, ch03.NAME, g.grade_id, "failed", 0, g.points) for g in source.graded]
+    assert verify_feedback_page(path, [r.to_dict() for r in others + rows]) == (True, "shown: 'Score: 10 / 10', gradebook: 'Score: 10 / 10'")
+    rows[0].points = 0
+    assert verify_feedback_page(path, rows)[0] is False
