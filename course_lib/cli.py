@@ -133,8 +133,9 @@ def cmd_check(args) -> int:
           + ("   (WARNING: this notebook contains the solutions, see above)" if warning else ""))
     if args.html and run.feedback:
         html = Path(args.html).resolve()
-        write_feedback_html(next(iter(run.feedback.values())), html, assets_dir=html.parent / "_assets")
-        print(f"feedback: {args.html} (MathJax beside it in {html.parent / '_assets'})")
+        staged = write_feedback_html(next(iter(run.feedback.values())), html, assets_dir=html.parent / "_assets")
+        print(f"feedback: {args.html} " + (f"(MathJax beside it in {html.parent / '_assets'})" if staged else
+                                           "(maths shown as TeX: MathJax is not installed here; run `npm ci` in the course folder)"))
     return 0 if run.ok else 1
 
 
