@@ -128,3 +128,18 @@ def test_no_warning_when_the_latest_run_defined_the_function(shell, capsys):
 
 def test_outside_ipython_nothing_is_said():
     assert _notebook.stale_definition_note(weights_ok) is None  # no shell instance here
+
+
+def test_released_notebooks_carry_the_language_info_ipykernel_reports():
+    """JupyterLab writes the kernel's language_info into a notebook when its kernel starts: a notebook with less
+    (e.g. only {"name": "python"}) shows as modified as soon as it is opened (seen in JupyterLab 4.6)."""
+    import pathlib
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    expected = {"codemirror_mode": {"name": "ipython", "version": sys.version_info[0]}, "file_extension": ".py",
+                "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3"}
+    for path in sorted(root.glob("exercises/*/*.ipynb")):
+        info = json.loads(path.read_text())["metadata"]["language_info"]
+        assert {k: v for k, v in info.items() if k != "version"} == expected, path
+        assert info["version"].startswith("3."), path
