@@ -435,3 +435,20 @@ def test_verify_feedback_page_checks_the_grade_against_the_gradebook(tmp_path):
     assert verify_feedback_page(path, [r.to_dict() for r in others + rows]) == (True, "shown: 'Score: 10 / 10', gradebook: 'Score: 10 / 10'")
     rows[0].points = 0
     assert verify_feedback_page(path, rows)[0] is False
+
+
+@pytest.mark.parametrize("pattern", ["<div>", "<span><b><i>", "<p><b class=x></p>", "<table><div>"])
+def test_a_360_kb_cell_of_nested_tags_renders_in_seconds(pattern):
+    """It took 213 s (quadratic, in bleach/html5lib); the sanitiser is now one linear pass, depth capped."""
+    import time
+
+    from course_lib.grading.feedback import render_feedback_html
+
+    text = (pattern * (360_000 // len(pattern) + 1))[:360_000]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text),
+                                         nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+                                             "display_data", data={"text/html": text})])])
+    start = time.monotonic()
+    page = render_feedback_html(nb, None)
+    assert time.monotonic() - start < 10, "rendering is no longer linear"
+    assert "course-student" in page
