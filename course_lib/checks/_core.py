@@ -15,6 +15,11 @@ with ``torch.load(weights_only=True)`` in a fresh interpreter and calls
 ``verify`` again. Monkeypatching ``torch.allclose``, the reference, or the check
 function inside the kernel therefore cannot change the verdict.
 
+When ``verify`` fails, the mutation engine (``_mutants``, issue 26) looks for the small change of the
+reference that reproduces the learner's outputs and leads the hint with it; a check declares its reference
+as steps (a ``steps`` Program, or ``mutation_cases``). ``make_inputs(seed=s)`` gives fresh inputs for the
+grader's hidden runs (issue 22); ``make_inputs()`` the fixed ones learners see.
+
 Writing a check: subclass ``Check``, set ``name`` (unique, e.g. "ch3.sdpa"),
 implement the three methods using only tensors, numbers, strings, lists and
 dicts in ``outputs``, then expose ``check_x = SomeCheck().as_function()``.

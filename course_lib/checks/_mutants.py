@@ -116,6 +116,7 @@ class Mutant:
     order: tuple[str, ...] | None = None  # outputs returned in this order
     float32: bool = False
     post: Callable[[dict], dict] | None = None  # transforms the results (axes swapped)
+    same_as: str | None = None  # the name of a mutant that is the same mistake (named instead when both match)
 
 
 @dataclass
@@ -213,8 +214,10 @@ class Program:
                     if round(v, 12) in seen:
                         continue
                     seen.add(round(v, 12))
-                    out.append(Mutant(f"scale {n}^{p}", f"{s.label}: {_scale_words(n, p)} instead of {_scale_words(name0, p0, right=True)}",
-                                      rest_before + [replace(s, scale=(n, p))] + rest_after))
+                    m = Mutant(f"scale {n}^{p}", f"{s.label}: {_scale_words(n, p)} instead of {_scale_words(name0, p0, right=True)}",
+                               rest_before + [replace(s, scale=(n, p))] + rest_after)
+                    m.same_as = f"drop {s.out}" if n == "1" else None  # no scale is the scale step dropped
+                    out.append(m)
                 # the scale applied after the next nonlinearity (whose data input is this step's result)
                 for j in range(i + 1, len(steps)):
                     t = steps[j]
@@ -237,9 +240,13 @@ class Program:
             # 4. a mask inverted or ignored
             if s.op == "mask" and len(s.args) >= 2 and isinstance(s.args[1], str):
                 m = s.args[1]
-                inv = Step(s.out, s.op, s.args, s.params, fn=lambda x, mask, **kw: _masked(x, ~mask, **kw))
-                out.append(Mutant(f"mask inverted {s.out}", f"the mask is inverted: True means 'may attend', so fill where {self.names.get(m, m)} is False",
-                                  rest_before + [inv] + rest_after))
+                hint = f"the mask is inverted: True means 'may attend', so fill where {self.names.get(m, m)} is False"
+                if m in env:  # an input: inverted wherever it is used
+                    out.append(Mutant(f"mask inverted {s.out}", hint, env=_inverter(m)))
+                else:
+                    f = s.fn or OPS[s.op]
+                    inv = Step(s.out, s.op, s.args, s.params, fn=lambda x, mask, *a, _f=f, **kw: _f(x, ~mask, *a, **kw))
+                    out.append(Mutant(f"mask inverted {s.out}", hint, rest_before + [inv] + rest_after))
             # 5. the sign of a result flipped
             if s.op not in ("mask",) and isinstance(ref_env.get(s.out), torch.Tensor) and ref_env[s.out].is_floating_point():
                 neg = Step(s.out, s.op, s.args, s.params, s.scale, fn=_negated(s))
@@ -258,8 +265,18 @@ class Program:
                         continue
                     args = s.args[:pos] + (other,) + s.args[pos + 1 :]
                     wa, wo = self.names.get(a, a), self.names.get(other, other)
-                    out.append(Mutant(f"arg {s.out}:{a}->{other}", f"{s.label} uses {wo} where the reference uses {wa}",
-                                      steps[:i] + [replace(s, args=args)] + steps[i + 1 :]))
+                    hint, same = f"{s.label} uses {wo} where the reference uses {wa}", None
+                    producer = next((t for t in steps if t.out == a), None)
+                    if producer is not None and other in producer.args:  # skips the step that makes `a`
+                        rest = [x for x in producer.args if x != other and isinstance(x, str)]
+                        same = f"drop {a}"
+                        if producer.op == "add" and len(rest) == 1:
+                            hint = f"your output equals the reference without {self.names.get(rest[0], rest[0])} added"
+                        elif len(rest) == 0 or producer.op in NONLINEAR or producer.op in ("scale", "mask", "neg"):
+                            hint = f"{s.label} skips {producer.label}: it uses {wo} where the reference uses {wa}"
+                    m = Mutant(f"arg {s.out}:{a}->{other}", hint, steps[:i] + [replace(s, args=args)] + steps[i + 1 :])
+                    m.same_as = same
+                    out.append(m)
             available.append(s.out)
         # 5d. two arguments of one step in each other's place (same shape)
         for i, s in enumerate(steps):
@@ -377,6 +394,10 @@ def _swapper(a: str, b: str) -> Callable[[dict], dict]:
     return lambda env: {**env, a: env[b], b: env[a]}
 
 
+def _inverter(k: str) -> Callable[[dict], dict]:
+    return lambda env: {**env, k: ~env[k]}
+
+
 def _transposer(k: str) -> Callable[[dict], dict]:
     return lambda env: {**env, k: env[k].transpose(0, 1)}
 
@@ -428,25 +449,50 @@ def explain(program: Program, env: dict, got: dict[str, Any], atol: float = 1e-5
     return [m for m, _ in found]
 
 
+#: fewer compared values than this (e.g. one scalar loss) could match a mutant by chance: name nothing
+MIN_EVIDENCE = 4
+
+
+def _changing(program: Program, env: dict, got: dict, atol: float, rtol: float) -> set[str]:
+    """The mutants that change an output the learner got right on this case."""
+    env = {k: env[k] for k in program.leaves}
+    ref = program.run(env)
+    given = [k for k, v in got.items() if isinstance(v, torch.Tensor) and k in ref]
+    if not given:
+        return set()
+    changed = set()
+    for m in program.mutants(env):
+        res = program.run_mutant(m, env)
+        if res is not None and not all(_close(res[k], ref[k], atol, rtol) for k in given):
+            changed.add(m.name)
+    return changed
+
+
 def diagnose(cases: list[tuple[Program, dict, dict]], atol: float = 1e-5, rtol: float = 1e-4) -> str | None:
     """One hint for the cases (program, inputs, learner outputs) of a check, or None.
 
     A mutant must explain every case where the learner is wrong (a mutant that cannot be built for a case
     is neutral there). One explanation: its hint; two: both, as equally good; more: None (too ambiguous)."""
     names: dict[str, Mutant] | None = None
+    excluded: set[str] = set()
+    evidence = 0
     for program, env, got in cases:
         try:
             found = explain(program, env, got, atol, rtol)
+            if found is None:  # the learner is right here: a mutant that changes this case is not their mistake
+                excluded |= _changing(program, env, got, atol, rtol)
+                continue
         except Exception:  # noqa: BLE001 - a diagnosis never turns a verdict into a crash
             found = []
-        if found is None:
-            continue
+        evidence += sum(v.numel() for v in got.values() if isinstance(v, torch.Tensor))
         here = {m.name: m for m in found}
         names = here if names is None else {k: v for k, v in names.items() if k in here}
         if not names:
             return None
-    if not names:
+    names = {k: v for k, v in (names or {}).items() if k not in excluded}
+    if not names or evidence < MIN_EVIDENCE:
         return None
+    names = {k: v for k, v in names.items() if v.same_as not in names}  # one mistake said two ways: the plainer words
     hints = list(dict.fromkeys(m.hint for m in names.values()))
     if len(hints) == 1:
         return hints[0]

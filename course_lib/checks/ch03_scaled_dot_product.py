@@ -526,8 +526,9 @@ WEIGHTS_STEPS = Program(_WEIGHTS, ("weights",), sizes=_sizes, legend=_LEGEND)
 SDPA_STEPS = Program(_WEIGHTS + [step("out", "matmul", "weights", "v", what="weights @ v", axes="B T Dv")], ("out", "weights"),
                      sizes=_sizes, legend=_LEGEND)
 SDPA_MASKED_STEPS = Program(
-    _WEIGHTS[:2] + [step("masked", "mask", "scaled", "mask", what="the mask", axes="B T S"),
-                    step("weights", "softmax", "masked", dim=-1, axes="B T S"),
+    _WEIGHTS[:2] + [step("masked", "mask", "scaled", "mask", fn=lambda x, m: x.masked_fill(~m, torch.finfo(x.dtype).min), what="the mask", axes="B T S"),
+                    step("softmaxed", "softmax", "masked", dim=-1, axes="B T S"),
+                    step("weights", "mul", "softmaxed", "mask", what="zeroing the masked weights after the softmax", axes="B T S"),
                     step("out", "matmul", "weights", "v", what="weights @ v", axes="B T Dv")],
     ("out", "weights"), sizes=_sizes, legend=_LEGEND, names={"mask": "the mask"})
 ENTROPY_STEPS = Program(

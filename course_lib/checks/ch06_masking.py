@@ -367,9 +367,9 @@ from course_lib.checks._mutants import Program, step  # noqa: E402
 MASKED_ATTENTION_STEPS = Program(
     [step("scores", "matmul_t", "q", "k", what="the scores q k^T", axes="B H T S"),
      step("scaled", "scale", "scores", scale=("d_k", -0.5), what="the scale", axes="B H T S"),
-     step("masked", "mask", "scaled", "mask", what="the mask", axes="B H T S"),
+     step("masked", "mask", "scaled", "mask", fn=lambda x, m: x.masked_fill(~m, torch.finfo(x.dtype).min), what="the mask", axes="B H T S"),
      step("softmaxed", "softmax", "masked", dim=-1, axes="B H T S"),
-     step("weights", "zero_nan", "softmaxed", fn=lambda w: w.nan_to_num(0.0), what="zeroing the fully masked rows", axes="B H T S"),
+     step("weights", "mul", "softmaxed", "mask", what="zeroing the masked weights after the softmax", axes="B H T S"),
      step("out", "matmul", "weights", "v", what="weights @ v", axes="B H T Dv")],
     ("out", "weights"), sizes=lambda env: {"d_k": env["q"].shape[-1], "d_v": env["v"].shape[-1]},
     legend={"B": "batch", "H": "head", "T": "query", "S": "key", "Dv": "value feature"}, names={"mask": "the mask"})

@@ -394,23 +394,33 @@ class LrateCheck(Check):
 
     def run(self, fn, inputs):
         values = []
+        kinds = []
         for step, d_model, warmup in inputs["cases"]:
             v = student_call(fn, step, d_model, warmup, what=f"lrate({step}, {d_model}, {warmup})")
+            kinds.append(type(v).__name__)
             values.append(as_number(v))
-        return {"values": values}
+        return {"values": values, "types": kinds}
 
     def verify(self, inputs, outputs):
         values = outputs["values"]
         if not isinstance(values, list) or len(values) != len(inputs["cases"]):
             raise CheckFailed(f"expected one number per call, got {values!r:.100}")
+        tensor = "Tensor" in (outputs.get("types") or [])  # issue 26: a wrong return type is named, not read as a wrong value
+        type_failure = CheckFailed("lrate should return a Python float, got a torch.Tensor (right only to float32's 7 digits)\n"
+                                   "Hint: compute with math (math.sqrt, min) or turn the one-element tensor into a number with .item()")
         for (step, d_model, warmup), v in zip(inputs["cases"], values):
             if not is_finite_number(v):
                 raise CheckFailed(f"lrate({step}, {d_model}, {warmup}) should return a finite float, got {v!r:.60}")
             expected = transformer_lrate(step, d_model, warmup)
+            if tensor and abs(v - expected) <= 1e-5 * abs(expected) and abs(v - expected) > 1e-7 * abs(expected):
+                raise type_failure
             if abs(v - expected) > 1e-7 * abs(expected):
                 hint = _schedule_hint(inputs["cases"], [float(x) if is_finite_number(x) else math.nan for x in values]) \
                     if all(is_finite_number(x) for x in values) else "lrate = d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5)"
                 raise CheckFailed(f"lrate({step}, {d_model}, {warmup}): expected {expected:.6g}, got {v:.6g}\nHint: {hint}")
+        if tensor:
+            raise CheckFailed("lrate should return a Python float, got a torch.Tensor\n"
+                              "Hint: compute with math (math.sqrt, min) or turn the one-element tensor into a number with .item()")
 
 
 class LratePeakCheck(Check):
