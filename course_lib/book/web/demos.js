@@ -176,8 +176,9 @@
     var cell = 18, left = 10 + 9 * Math.max.apply(null, rowLabels.map(function (s) { return s.length; }).concat([1]));
     var top = 10 + 8 * Math.max.apply(null, colLabels.map(function (s) { return s.length; }).concat([1]));
     var width = left + cell * colLabels.length + 4, height = top + cell * rowLabels.length + 4;
+    // a viewBox: on a narrow screen the map shrinks to the column (tap a cell to read its weight)
     var parts = ['<svg xmlns="http://www.w3.org/2000/svg" class="course-demo-heatmap" role="img" width="' + width +
-      '" height="' + height + '" aria-label="' + esc(caption) + '">'];
+      '" height="' + height + '" viewBox="0 0 ' + width + " " + height + '" aria-label="' + esc(caption) + '">'];
     colLabels.forEach(function (c, j) {
       var x = left + cell * j + cell / 2;
       parts.push('<text x="' + x + '" y="' + (top - 4) + '" transform="rotate(-60 ' + x + " " + (top - 4) + ')" font-size="11">' + esc(c) + "</text>");
@@ -193,6 +194,16 @@
     parts.push("</svg>");
     var figure = el("figure", { class: "course-demo-figure" });
     figure.innerHTML = parts.join("");
+    // what hovering shows (a cell's <title>), also on a tap or a click, in a line under the map
+    var readout = el("p", { class: "course-demo-readout", "aria-live": "polite" }, "tap or hover over a cell to read its weight");
+    figure.addEventListener("click", function (ev) {
+      var cell = ev.target.closest && ev.target.closest("rect[data-w]");
+      if (!cell) return;
+      figure.querySelectorAll("rect.course-demo-picked").forEach(function (r) { r.classList.remove("course-demo-picked"); });
+      cell.classList.add("course-demo-picked");
+      readout.textContent = cell.querySelector("title").textContent;
+    });
+    figure.appendChild(readout);
     var largest = Math.max.apply(null, weights.map(function (row) { return Math.max.apply(null, row); }));
     figure.appendChild(colourBar("attention weight", largest));
     figure.appendChild(el("figcaption", {}, caption));
@@ -415,7 +426,7 @@
       var cols = r.source.map(function (c) { return c === " " ? "\u2423" : c; });
       box.appendChild(heatmap(r.weights, rows, cols,
         "attention weights: each output character (row) over the source characters (columns); each row sums to 1; " +
-        "darker blue = more weight, read the values off the colour bar (or hover over a cell)"));
+        "darker blue = more weight, read the values off the colour bar (or hover over a cell, or tap it)"));
     },
   };
 
@@ -585,7 +596,7 @@
       }
       demo.output.appendChild(heatmap(w, r.tokens, r.tokens,
         "attention weights of layer " + layer + ", head " + head + " (of " + L + " layers and " + H + " heads, numbered from 0): each query token (row) over the key tokens (columns); " +
-        "each row sums to 1; darker blue = more weight, read the values off the colour bar (or hover over a cell)"));
+        "each row sums to 1; darker blue = more weight, read the values off the colour bar (or hover over a cell, or tap it)"));
       demo.root.dataset.attentionShown = layer + "," + head;
     },
   };
