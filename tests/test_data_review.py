@@ -127,10 +127,7 @@ DATED = re.compile(
 )
 
 #: dates written with a wrong weekday on purpose -> why
-KNOWN_WRONG_WEEKDAYS = {
-    "sat, 4 jul 1976": "chapter 1's demo default (1976-07-04 was a Sunday): an input the demo "
-    "flags as not a real date (tests/test_demo_ood.py); reported to the lead, owner: the demo",
-}
+KNOWN_WRONG_WEEKDAYS: dict[str, str] = {}  # none: chapter 1's demo default is now 'Sun, 4 Jul 1976'
 
 
 def wrong_weekdays(text: str) -> list[str]:

@@ -297,7 +297,7 @@ def _demo_html(kind: str, model_folder: str, settings: dict, body: str) -> str:
     )
 
 
-def date_translator_demo(model: nn.Module, task, default: str = "Sat, 4 Jul 1976"):
+def date_translator_demo(model: nn.Module, task, default: str = "Sun, 4 Jul 1976"):
     """Export the trained translator and return the in-page demo (an IPython HTML object)."""
     from IPython.display import HTML
 
