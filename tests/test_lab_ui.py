@@ -112,7 +112,9 @@ def lab(tmp_path_factory):
 
 def _open_notebook(browser_context, lab, relative: str):
     url, token = lab
-    page, log = open_page(browser_context, f"{url}/lab/tree/{relative}?token={token}")
+    # a workspace of its own: JupyterLab would otherwise reopen the other test's notebook beside it
+    workspace = re.sub(r"[^a-z0-9]+", "-", relative.lower())
+    page, log = open_page(browser_context, f"{url}/lab/workspaces/{workspace}/tree/{relative}?token={token}")
     page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=CELL_TIMEOUT_MS)
     # a cell run before the kernel is connected is not run: wait for the status bar's "| Idle"
     page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for(timeout=CELL_TIMEOUT_MS)
@@ -191,11 +193,23 @@ def test_the_chapter_explorer_draws_offline(browser_context, lab):
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item:not(.lm-mod-hidden)", has_text="Run All Cells").first.click()
         explorer = page.locator(".jp-RenderedVegaCommon5")
-        try:
-            explorer.first.wait_for(timeout=CHAPTER_TIMEOUT_MS)
-        except Exception:
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
-            raise AssertionError(f"no Vega-Lite output in chapter 3 after running all cells; errors: {errors[-3:]}") from None
+        prompts = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt")
+        deadline = time.monotonic() + CHAPTER_TIMEOUT_MS / 1000
+        while explorer.count() == 0 and time.monotonic() < deadline:
+            texts = prompts.all_inner_texts()
+            if texts and all(re.search(r"\[\d+\]", t) for t in texts):
+                break  # every cell has run
+            if page.locator(".jp-OutputArea-output", has_text="Traceback").count():
+                break  # a cell failed
+            time.sleep(2)
+        if explorer.count() == 0:
+            page.screenshot(path=str(SCREENSHOTS / "lab-ui-chapter.png"), full_page=True)
+            kinds = page.locator(".jp-OutputArea-output").evaluate_all("els => els.map(e => e.dataset.mimeType)")
+            failed = page.locator(".jp-OutputArea-output", has_text="Traceback").all_inner_texts()
+            raise AssertionError(
+                f"no Vega-Lite output in chapter 3 after running its cells (prompts {prompts.all_inner_texts()}, "
+                f"outputs {kinds}); errors: {[t[-1500:] for t in failed[-2:]]}"
+            )
         drawn = explorer.first.locator("svg, canvas").first
         drawn.wait_for(timeout=CELL_TIMEOUT_MS)
         box = drawn.bounding_box()
@@ -203,8 +217,17 @@ def test_the_chapter_explorer_draws_offline(browser_context, lab):
         assert explorer.first.locator("input[type='range']").count() >= 1, "the explorer's slider is missing"
         text = page.locator(".jp-Notebook").inner_text()
         assert "Error loading script" not in text and "cdn.jsdelivr" not in text
-        # the whole notebook ran: no cell shows an error
-        assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] >> text=Traceback").count() == 0
+        # the whole chapter runs, top to bottom: every code cell gets its number, none shows a traceback
+        # (a cell that JupyterLab's windowing has not drawn shows an empty prompt: not counted)
+        def pending():
+            return [t for t in prompts.all_inner_texts() if re.search(r"\[[ *]\]", t)]
+
+        while pending() and time.monotonic() < deadline:
+            time.sleep(1)
+        unrun = pending()
+        assert not unrun, f"{len(unrun)} cells of chapter 3 did not run"
+        failed = page.locator(".jp-OutputArea-output", has_text="Traceback").all_inner_texts()
+        assert not failed, f"a cell of chapter 3 failed in JupyterLab: {failed[0][-1500:]}"
         assert not log.outside, f"requests left 127.0.0.1: {log.outside[:5]}"
     finally:
         page.close()
