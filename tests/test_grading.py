@@ -31,6 +31,9 @@ from course_lib.grading.notebooks import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+if not (ROOT / "solutions").is_dir():  # the learners' public copy (`make test` there)
+    pytest.skip("no solutions/ in this copy of the course (the learners' public copy): the grader's invariants grade the instructors' source notebooks",
+                allow_module_level=True)
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import ch03_submissions as ch03  # noqa: E402
 
