@@ -64,6 +64,39 @@ def _loads(nodes) -> set[str]:
     return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
+#: methods of a check that run in the grader, never in the sandbox (verify, and choosing inputs)
+GRADER_METHODS = ("verify", "make_inputs", "vary_inputs", "mutation_cases")
+#: class attributes only the grader's side reads: the reference as steps for the diagnosis by
+#: mutation (``steps``), and the course's answer timed for the slow note (``reference``)
+GRADER_ATTRIBUTES = ("steps", "reference")
+#: calls that build the diagnosis engine's programs (``course_lib.checks._mutants``)
+DIAGNOSIS_CALLS = ("Program", "step")
+
+
+def _assigned_attributes(node: ast.AST) -> set[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return {t.attr for t in targets if isinstance(t, ast.Attribute)} | {t.id for t in targets if isinstance(t, ast.Name)}
+
+
+def _grader_side(item: ast.AST) -> bool:
+    """A class-body item the sandbox does not need: a grader-side method or attribute."""
+    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return item.name in GRADER_METHODS
+    return bool(_assigned_attributes(item) & set(GRADER_ATTRIBUTES))
+
+
+def _diagnosis(node: ast.AST) -> bool:
+    """A module-level statement that only serves the grader's diagnosis: ``Check.steps = ...``,
+    ``Check.reference = ...``, or a value built with ``Program(...)`` / ``step(...)``."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)):
+        return False
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    if any(isinstance(t, ast.Attribute) and t.attr in GRADER_ATTRIBUTES for t in targets):
+        return True
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in DIAGNOSIS_CALLS
+               for n in ast.walk(node))
+
+
 def _run_side_names(tree: ast.Module) -> set[str]:
     """Names the sandbox needs: used by checks' ``run`` (and other methods but ``verify`` and
     ``make_inputs``, which run in the grader) or at module level, closed over module-level functions."""
@@ -72,9 +105,9 @@ def _run_side_names(tree: ast.Module) -> set[str]:
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             roots += node.bases
-            roots += [item for item in node.body
-                      if not (isinstance(item, ast.FunctionDef) and item.name in ("verify", "make_inputs"))]
-        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Import, ast.ImportFrom)):
+            roots += [item for item in node.body if not _grader_side(item)]
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Import, ast.ImportFrom)) \
+                and not _diagnosis(node):
             roots.append(node)
     used = _loads(roots)
     todo = [f for f in used if f in functions]
@@ -174,9 +207,14 @@ def _strip_verify(path: Path) -> None:
     raise_stmt = ast.parse("raise RuntimeError('verified by the grader, outside the sandbox')").body
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
+            # the diagnosis by mutation and the slow note's reference are the grader's: not in the copy
+            node.body = [item for item in node.body if not (_grader_side(item) and not isinstance(item, ast.FunctionDef))]
+            node.body = [item for item in node.body
+                         if not (isinstance(item, ast.FunctionDef) and item.name in ("mutation_cases",))] or [ast.Pass()]
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == "verify":
                     item.body = list(raise_stmt)
+    tree.body = [node for node in tree.body if not _diagnosis(node)]
     while True:
         used: dict[str, int] = {}
         for node in ast.walk(tree):
