@@ -193,7 +193,7 @@ def _import_statements(notebook: pathlib.Path) -> str:
     return "\n".join(lines)
 
 
-def test_a_learner_never_imports_the_books_build():
+def test_a_learner_never_imports_the_books_build(tmp_path):
     """`import course_lib`, then every chapter's imports in a live kernel: no course_lib.book module is loaded."""
     chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
     assert len(chapters) >= 9
@@ -203,7 +203,7 @@ def test_a_learner_never_imports_the_books_build():
     for nb in chapters:
         script += [_import_statements(nb), f"print({nb.stem!r}, book())"]
     out = subprocess.run([sys.executable, "-c", "\n".join(script)], capture_output=True, text=True, cwd=ROOT / "chapters",
-                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(ROOT),
+                         timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                                            "MPLBACKEND": "Agg", "TOKENIZERS_PARALLELISM": "false"})
     assert out.returncode == 0, out.stderr[-3000:]
     seen = [line.split(" ", 1) for line in out.stdout.splitlines() if line.strip()]
