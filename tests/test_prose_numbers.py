@@ -88,6 +88,12 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
     "06_masking": {},
     "08_bert": {
+        "100,000": "all-MiniLM-L6-v2's sentence-embedding training: 100,000 steps (its model card, a fact of the weights)",
+        "2.0": "the name of the weights' licence, Apache-2.0",
+        "384": "all-MiniLM-L6-v2's hidden size H = 384 (its config.json, checked when the chapter loads it)",
+        "72": "the real model's heads: 6 layers x 12 heads (its config, fixed)",
+        "200": "the head analysis reads 100 sentence pairs = 200 sentences (N_PAIRS = 100, fixed in code)",
+        "40": "each sentence cut to 40 tokens in the head analysis (CUT = 40, fixed in code)",
         "15": "BERT's masking rate: 15% of the tokens are chosen (Devlin et al., sec. 3.1)",
         "80": "of the chosen tokens 80% become [MASK] (Devlin et al., sec. 3.1)",
         "1.5": "10% of 15%: the share of all tokens replaced at random (Devlin et al., appendix A.1)",
