@@ -59,14 +59,26 @@ def test_a_helper_defined_in_a_later_cell_says_run_the_cells_in_order(tmp_path, 
     assert "run the cells in order" not in str(_failure(check_attention_weights, typo))
 
 
-def test_an_answer_100x_slower_than_the_reference_gets_a_note_and_its_tick(capsys):
-    def slow(q, k):
-        time.sleep(0.1)
-        return weights_ok(q, k)
+class _Clock:
+    """A stand-in for time.perf_counter: each call returns the next reading (then +1 ms a call), so the
+    test does not depend on how busy the machine is (the check times the learner, then the reference)."""
 
-    check_attention_weights(slow)
+    def __init__(self, *readings):
+        self.readings, self.now = list(readings), 0.0
+
+    def __call__(self):
+        self.now = self.readings.pop(0) if self.readings else self.now + 0.001
+        return self.now
+
+
+def test_an_answer_100x_slower_than_the_reference_gets_a_note_and_its_tick(capsys, monkeypatch):
+    # the learner's calls: 0 -> 10 s; the reference's: 10 -> 10.001 s (10,000x)
+    monkeypatch.setattr(time, "perf_counter", _Clock(0.0, 10.0, 10.0, 10.001))
+    check_attention_weights(weights_ok)
     out = capsys.readouterr().out
     assert "\u2714" in out and "slower" in out and " ms" in out and " s on this check's inputs" in out
+    # the same answer, 2x the reference's time: no note (and nothing timed twice under the floor)
+    monkeypatch.setattr(time, "perf_counter", _Clock(0.0, 0.002, 0.002, 0.003))
     check_attention_weights(weights_ok)
     assert "slower" not in capsys.readouterr().out
 
