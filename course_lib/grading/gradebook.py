@@ -334,15 +334,20 @@ def terminal_table(rows: list[dict], limit: int | None = None) -> str:
 # --------------------------------------------------------------------------- rosters and exports
 
 
-def read_roster(path: Path) -> dict[str, dict[str, str]]:
-    """folder name -> {column: value} from a roster CSV whose header has ``student`` (see ROSTER_COLUMNS)."""
-    path = Path(path)
+def _csv_with_header(path: Path, what: str) -> tuple[csv.DictReader, list[str]]:
+    """A CSV file's rows (a DictReader) and its stripped header; unreadable: GradebookError naming ``what``."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise GradebookError(f"cannot read the roster {path}: {err}") from None
+        raise GradebookError(f"cannot read {what} {path}: {err}") from None
     reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    return reader, [h.strip() for h in (reader.fieldnames or [])]
+
+
+def read_roster(path: Path) -> dict[str, dict[str, str]]:
+    """folder name -> {column: value} from a roster CSV whose header has ``student`` (see ROSTER_COLUMNS)."""
+    path = Path(path)
+    reader, header = _csv_with_header(path, "the roster")
     if "student" not in header:
         raise GradebookError(f"roster {path}: expected a header row with a 'student' column (the folder name under "
                              f"submissions/) and any of {', '.join(ROSTER_COLUMNS[1:])}; got {header or 'an empty file'}")
@@ -381,12 +386,7 @@ def read_columns(path: Path) -> dict[str, str]:
     name; any other title creates a new assignment. Assignments not listed keep their folder name.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise GradebookError(f"cannot read the columns file {path}: {err}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    reader, header = _csv_with_header(path, "the columns file")
     if header != ["assignment", "column"]:
         raise GradebookError(f"columns file {path}: expected a header row 'assignment,column' (an assignment folder, "
                              f"then its Canvas column title, e.g. 'Homework 3 (12345)'); got {header or 'an empty file'}")
